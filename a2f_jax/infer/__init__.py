@@ -1,0 +1,1 @@
+"""Inference: offline and streaming, post-processing, metrics, previews, blendshape solving."""

@@ -1,0 +1,1 @@
+"""Flax (Linen) modules: audio encoder, autocorrelation, regression and diffusion networks."""

@@ -1,0 +1,1 @@
+"""Training: losses, samplers, train state, the shared loop, and the two trainers."""

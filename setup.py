@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="a2f-jax",
+    version="0.1.0",
+    description="JAX/Flax training framework for audio-driven 3D facial animation, "
+    "compatible with NVIDIA's Audio2Face-3D Training Framework",
+    packages=find_packages(include=["a2f_jax", "a2f_jax.*", "export", "export.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.10,<0.11",
+        "flax>=0.12,<0.13",
+        "optax>=0.2.8,<0.3",
+        "orbax-checkpoint>=0.11,<0.11.37",
+        "ml-collections>=1.1,<2",
+        "numpy>=2.0,<3",
+        "scipy>=1.13,<2",
+        "scikit-learn>=1.5,<2",
+        "librosa>=0.11,<0.12",
+        "soundfile>=0.12,<0.15",
+        "onnx>=1.17,<2",
+        "onnxruntime>=1.20,<2",
+        "jax2onnx>=0.17,<0.18",
+        "transformers>=5,<6",
+        "safetensors>=0.4,<1",
+        "tensorboardX>=2.6,<3",
+        "matplotlib>=3.8,<4",
+        "imageio>=2.34,<3",
+        "imageio-ffmpeg>=0.5,<1",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
