@@ -1,0 +1,19 @@
+"""Run every benchmark (or those named) and write one JSON file with the machine description.
+
+    python scripts/bench.py                      # all, full size
+    python scripts/bench.py --only blendshapes   # one area (or one benchmark: area.name)
+    python scripts/bench.py --quick --out /tmp/b.json
+"""
+
+import argparse
+
+from a2f_jax.benchmarks._runner import run
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", help="area or area.name to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
+    parser.add_argument("--out", default="bench_results/bench.json", help="output JSON path")
+    parser.add_argument("--in-process", action="store_true", help="run all in this process")
+    args = parser.parse_args()
+    run(args.only, args.quick, args.out, isolate=not args.in_process)
