@@ -1,0 +1,640 @@
+"""Blendshape weights from predicted geometry, with the Audio2Face-3D SDK's solver semantics.
+
+Inputs are the actor's blendshape files as the dataset ships them (spec_data_preproc §1.7,
+spec_deploy_inference §1.8):
+
+- ``bs_skin.npz`` / ``bs_tongue.npz``: ``poseNames`` (``"neutral"`` first in SDK files; a file whose
+  first name is not ``"neutral"`` is also accepted and then every name is a pose), ``neutral`` [V, 3]
+  absolute positions, one [V, 3] delta per pose, optional ``frontalMask`` (int vertex indices,
+  skin only), optional ``rig_version``.
+- ``bs_*_config.json``: ``{"blendshape_params": {...}}`` with the strengths, ``numPoses`` and the
+  per-pose arrays.
+
+The energy solved per frame t over the K active poses (x in [0, u]^K, u = 1 unless a cancel pair
+caps it) is the SDK's:
+
+    ½ xᵀ A x − b_tᵀ x
+    A   = DᵀD + L1²·0.25·s·11ᵀ + L2·10·s·I + Tmp·100·s·I + Sym·10·s·SᵀS
+    b_t = Dᵀ(p_t − p_neutral) + Tmp·s·x_{t−1}
+
+with D the active deltas over the frontal mask (all vertices when there is none), S one row
+(+1, −1) per symmetry pair, s = (|bbox diagonal of the neutral| / templateBBSize)² so the strengths
+do not depend on the mesh units, and x_{−1} = 0. Since x ≥ 0, the 11ᵀ term is a squared L1 norm.
+
+Temporal smoothing: we keep the SDK's causal formulation (each frame tied to the previous frame's
+solution, exactly the numbers the SDK would stream from the same geometry and config; the shipped
+strengths are tuned for it). Note the SDK's own asymmetry: the previous frame enters b with
+Tmp·s but A with Tmp·100·s, so the term mostly shrinks weights and pulls weakly towards the last
+frame. The recursion is sequential, yet we solve all frames at once: a parallel fixed-point
+(Picard) sweep solves every frame given the previous sweep's x_{t−1}. After sweep k the first k
+frames are exact, and since the map x_{t−1} → x_t contracts by about Tmp·s / λ_min(A) ≤ 1/100,
+the sweeps converge in a handful of iterations.
+
+Cancel pairs (SDK): after a first solve, the smaller weight of each pair (the second one on a tie)
+gets an upper bound of 1e-10 and the frame is solved again. Then the raw weights are scattered to
+all ``numPoses`` (inactive poses get 0), multiplied by ``bsWeightMultipliers`` and shifted by
+``bsWeightOffsets`` (so an inactive pose outputs its offset, 0 by default). As in the SDK, the
+result is not clamped after that.
+
+Each bounded QP is solved exactly by block principal pivoting (Júdice & Pires; Kim & Park's
+backup rule against cycling), batched over frames with NumPy: every iteration is one batched
+solve of the P×P normal equations restricted to the free poses.
+
+One deliberate deviation: the SDK also pairs the two poses marked −1 when exactly two active poses
+are unpaired; here −1 always means "no pair".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from a2f_jax import io_utils
+from a2f_jax.data import caches
+from a2f_jax.errors import DataError, describe
+
+# SDK defaults (audio2face/blendshape_solver.h).
+DEFAULT_TEMPLATE_BB_SIZE = 54.7
+DEFAULT_TOLERANCE = 1e-10
+CANCEL_UPPER_BOUND = 1e-10  # the upper bound the SDK gives the weaker pose of a cancel pair
+
+_REQUIRED_PARAMS = (
+    "strengthL1regularization",
+    "strengthL2regularization",
+    "strengthTemporalSmoothing",
+    "strengthSymmetry",
+    "numPoses",
+    "bsSolveActivePoses",
+    "bsSolveCancelPoses",
+    "bsSolveSymmetryPoses",
+    "bsWeightMultipliers",
+    "bsWeightOffsets",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Blendshape data and config
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BlendshapeData:
+    """One actor's blendshapes: ``deltas[i]`` is pose ``pose_names[i]`` minus ``neutral``."""
+
+    pose_names: tuple[str, ...]
+    neutral: np.ndarray  # f32 [V, 3]
+    deltas: np.ndarray  # f32 [P, V, 3]
+    frontal_mask: np.ndarray | None  # int64 [n] vertex indices, or None (all vertices)
+    rig_version: str | None = None
+    source: str = "<arrays>"
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.neutral.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class BlendshapeConfig:
+    """The ``blendshape_params`` of a ``bs_*_config.json``."""
+
+    num_poses: int
+    active: np.ndarray  # bool [P]
+    cancel: np.ndarray  # int [P] pair ids, −1 unpaired
+    symmetry: np.ndarray  # int [P] pair ids, −1 unpaired
+    multipliers: np.ndarray  # f64 [P]
+    offsets: np.ndarray  # f64 [P]
+    l1: float = 0.0
+    l2: float = 0.0
+    temporal: float = 0.0
+    symmetry_strength: float = 0.0
+    template_bb_size: float = DEFAULT_TEMPLATE_BB_SIZE
+    tolerance: float = DEFAULT_TOLERANCE
+    source: str = "<dict>"
+
+    @classmethod
+    def default(cls, num_poses: int, **strengths: float) -> "BlendshapeConfig":
+        """All poses active, no pairs, multipliers 1, offsets 0 (the SDK's fallback config)."""
+        return cls(
+            num_poses=num_poses,
+            active=np.ones(num_poses, bool),
+            cancel=np.full(num_poses, -1),
+            symmetry=np.full(num_poses, -1),
+            multipliers=np.ones(num_poses),
+            offsets=np.zeros(num_poses),
+            **strengths,
+        )
+
+
+def _decode_names(raw: np.ndarray, source: str) -> list[str]:
+    if raw.ndim != 1 or raw.dtype.kind not in "US":
+        raise DataError(describe(source, "poseNames", "a 1-D string array", f"dtype {raw.dtype}, shape {raw.shape}"))
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in raw.tolist()]
+
+
+def load_blendshape_data(path: str | pathlib.Path) -> BlendshapeData:
+    """Read ``bs_skin.npz`` / ``bs_tongue.npz`` (layout in the module docstring)."""
+    source = str(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(describe(source, None, "an existing blendshape npz file", "no such file")) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(describe(source, None, "a readable npz file", f"{type(exc).__name__}: {exc}")) from None
+    with npz:
+        keys = set(npz.files)
+        for key in ("poseNames", "neutral"):
+            if key not in keys:
+                raise DataError(describe(source, key, "this key", f"keys {sorted(keys)}"))
+        try:
+            names = _decode_names(npz["poseNames"], source)
+        except ValueError as exc:  # object arrays need pickle
+            raise DataError(describe(source, "poseNames", "a string array", str(exc))) from None
+        if names and names[0] == "neutral":
+            names = names[1:]
+        if not names:
+            raise DataError(describe(source, "poseNames", "at least one pose besides neutral", "none"))
+        neutral = np.asarray(npz["neutral"], np.float32)
+        if neutral.ndim == 1 and neutral.size % 3 == 0:
+            neutral = neutral.reshape(-1, 3)
+        if neutral.ndim != 2 or neutral.shape[1] != 3:
+            raise DataError(describe(source, "neutral", "shape [V, 3]", f"shape {neutral.shape}"))
+        deltas = np.empty((len(names),) + neutral.shape, np.float32)
+        for i, name in enumerate(names):
+            if name not in keys:
+                raise DataError(describe(source, name, "a delta array for every pose in poseNames", "no such key"))
+            arr = np.asarray(npz[name], np.float32)
+            if arr.size != neutral.size:
+                raise DataError(describe(source, name, f"{neutral.shape[0]} vertices × 3", f"shape {arr.shape}"))
+            deltas[i] = arr.reshape(neutral.shape)
+        mask = None
+        if "frontalMask" in keys:
+            mask = np.asarray(npz["frontalMask"]).reshape(-1)
+            if mask.dtype.kind not in "iu":
+                raise DataError(describe(source, "frontalMask", "integer vertex indices", f"dtype {mask.dtype}"))
+            mask = mask.astype(np.int64)
+            if mask.size and (mask.min() < 0 or mask.max() >= neutral.shape[0]):
+                raise DataError(
+                    describe(source, "frontalMask", f"indices in [0, {neutral.shape[0]})", f"[{mask.min()}, {mask.max()}]")
+                )
+            if mask.size == 0:
+                mask = None
+        rig = str(npz["rig_version"]) if "rig_version" in keys else None
+    return BlendshapeData(tuple(names), neutral, deltas, mask, rig, source)
+
+
+def _pair_ids(values: Sequence[int], source: str, field: str) -> np.ndarray:
+    ids = np.asarray(values, np.int64)
+    for pid in np.unique(ids[ids != -1]):
+        count = int((ids == pid).sum())
+        if count != 2:
+            raise DataError(describe(source, field, f"pair id {pid} used by exactly 2 poses", f"{count} poses"))
+    return ids
+
+
+def config_from_dict(params: dict[str, Any], source: str = "<dict>") -> BlendshapeConfig:
+    """Validate a ``blendshape_params`` dict (the object inside the config JSON)."""
+    if not isinstance(params, dict):
+        raise DataError(describe(source, "blendshape_params", "an object", type(params).__name__))
+    for key in _REQUIRED_PARAMS:
+        if key not in params:
+            raise DataError(describe(source, f"blendshape_params.{key}", "this key", "it missing"))
+
+    def number(key: str, default: float | None = None) -> float:
+        value = params.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise DataError(describe(source, f"blendshape_params.{key}", "a finite number", repr(value)))
+        return float(value)
+
+    num = params["numPoses"]
+    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
+        raise DataError(describe(source, "blendshape_params.numPoses", "a positive integer", repr(num)))
+
+    def vector(key: str) -> list:
+        value = params[key]
+        if not isinstance(value, list) or len(value) != num:
+            found = f"length {len(value)}" if isinstance(value, list) else type(value).__name__
+            raise DataError(describe(source, f"blendshape_params.{key}", f"a list of numPoses={num} numbers", found))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise DataError(describe(source, f"blendshape_params.{key}", "numbers only", repr(value)))
+        return value
+
+    strengths = {
+        "l1": number("strengthL1regularization"),
+        "l2": number("strengthL2regularization"),
+        "temporal": number("strengthTemporalSmoothing"),
+        "symmetry_strength": number("strengthSymmetry"),
+    }
+    for name, value in strengths.items():
+        if value < 0:
+            raise DataError(describe(source, f"blendshape_params ({name})", "a strength >= 0", repr(value)))
+    bb = number("templateBBSize", DEFAULT_TEMPLATE_BB_SIZE)
+    if bb <= 0:
+        raise DataError(describe(source, "blendshape_params.templateBBSize", "a size > 0", repr(bb)))
+    active = np.asarray(vector("bsSolveActivePoses")) != 0
+    if not active.any():
+        raise DataError(describe(source, "blendshape_params.bsSolveActivePoses", "at least one active pose", "none"))
+    return BlendshapeConfig(
+        num_poses=num,
+        active=active,
+        cancel=_pair_ids(vector("bsSolveCancelPoses"), source, "blendshape_params.bsSolveCancelPoses"),
+        symmetry=_pair_ids(vector("bsSolveSymmetryPoses"), source, "blendshape_params.bsSolveSymmetryPoses"),
+        multipliers=np.asarray(vector("bsWeightMultipliers"), np.float64),
+        offsets=np.asarray(vector("bsWeightOffsets"), np.float64),
+        template_bb_size=bb,
+        tolerance=number("tolerance", DEFAULT_TOLERANCE),
+        source=source,
+        **strengths,
+    )
+
+
+def load_blendshape_config(path: str | pathlib.Path) -> BlendshapeConfig:
+    """Read a ``bs_*_config.json``."""
+    source = str(path)
+    try:
+        doc = json.loads(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(describe(source, None, "an existing blendshape config file", "no such file")) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(describe(source, None, "a JSON file", f"{type(exc).__name__}: {exc}")) from None
+    if not isinstance(doc, dict) or "blendshape_params" not in doc:
+        found = f"keys {sorted(doc)}" if isinstance(doc, dict) else type(doc).__name__
+        raise DataError(describe(source, "blendshape_params", "this top-level key", found))
+    return config_from_dict(doc["blendshape_params"], source)
+
+
+# --------------------------------------------------------------------------------------------
+# Batched bounded least squares
+# --------------------------------------------------------------------------------------------
+
+_FREE, _LOWER, _UPPER = 0, 1, 2
+
+
+def solve_box_qp(
+    A: np.ndarray,
+    b: np.ndarray,
+    upper: np.ndarray | float = 1.0,
+    state: np.ndarray | None = None,
+    tol: float = 1e-9,
+    max_iter: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """min ½xᵀAx − bᵀx subject to 0 <= x <= upper, for every row of ``b`` at once.
+
+    A: [K, K] symmetric positive definite; b: [N, K]; upper: [N, K] or scalar (>= 0).
+    ``state`` ([N, K] int8, 0 free / 1 at lower / 2 at upper) warm-starts the partition.
+    Returns (x [N, K] f64, state [N, K] int8). Block principal pivoting: exact up to rounding.
+    """
+    A = np.asarray(A, np.float64)
+    b = np.atleast_2d(np.asarray(b, np.float64))
+    n, k = b.shape
+    u = np.broadcast_to(np.asarray(upper, np.float64), (n, k))
+    if state is None:
+        x0 = np.linalg.solve(A, b.T).T  # unconstrained optimum: a good first guess of the partition
+        state = np.where(x0 <= 0.0, _LOWER, np.where(x0 >= u, _UPPER, _FREE)).astype(np.int8)
+    else:
+        state = state.astype(np.int8, copy=True)
+    max_iter = max_iter or 30 + 5 * k
+    tol_x = tol
+    tol_g = tol * max(1.0, float(np.abs(np.diag(A)).max()))
+    eye = np.eye(k)
+    x_out = np.zeros((n, k))
+    best = np.full(n, k + 1)
+    tries = np.full(n, 3)
+    todo = np.arange(n)
+    for _ in range(max_iter):
+        st, bt, ut = state[todo], b[todo], u[todo]
+        free = st == _FREE
+        fixed = np.where(st == _UPPER, ut, 0.0)
+        rhs = np.where(free, bt - fixed @ A, fixed)
+        mat = np.where(free[:, :, None] & free[:, None, :], A, eye)
+        x = np.linalg.solve(mat, rhs[..., None])[..., 0]
+        g = x @ A - bt
+        to_lower = free & (x < -tol_x)
+        to_upper = free & (x > ut + tol_x)
+        to_free = ((st == _LOWER) & (g < -tol_g)) | ((st == _UPPER) & (g > tol_g))
+        bad = to_lower | to_upper | to_free
+        count = bad.sum(axis=1)
+        done = count == 0
+        x_out[todo[done]] = np.clip(x[done], 0.0, ut[done])
+        if done.all():
+            return x_out, state
+        # Kim & Park: exchange every infeasible variable while the count keeps dropping (3 grace
+        # steps), else only the last one, which cannot cycle.
+        better = count < best[todo]
+        best[todo] = np.where(better, count, best[todo])
+        tries[todo] = np.where(better, 3, tries[todo] - 1)
+        single = ~better & (tries[todo] < 0)
+        last = k - 1 - np.argmax(bad[:, ::-1], axis=1)
+        only_last = np.zeros_like(bad)
+        only_last[np.arange(len(todo)), last] = True
+        change = np.where(single[:, None], bad & only_last, bad)
+        st = np.where(change & to_lower, _LOWER, st)
+        st = np.where(change & to_upper, _UPPER, st)
+        st = np.where(change & to_free, _FREE, st)
+        state[todo] = st
+        keep = ~done
+        x_out[todo[keep]] = np.clip(x[keep], 0.0, ut[keep])  # best effort if max_iter runs out
+        todo = todo[keep]
+    warnings.warn(f"blendshape solve: {len(todo)} of {n} frames did not converge in {max_iter} pivots; clipped")
+    return x_out, state
+
+
+# --------------------------------------------------------------------------------------------
+# The solver
+# --------------------------------------------------------------------------------------------
+
+
+def _pairs(ids: np.ndarray, active: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, as indices into the active poses; pairs with an inactive pose drop out."""
+    act_ids = ids[active]
+    out = []
+    for pid in np.unique(act_ids[act_ids != -1]):
+        where = np.flatnonzero(act_ids == pid)
+        if len(where) == 2:
+            out.append((int(where[0]), int(where[1])))
+    return out
+
+
+class BlendshapeSolver:
+    """Precomputes the normal equations once; ``solve`` maps geometry [T, V, 3] to weights [T, P]."""
+
+    def __init__(self, data: BlendshapeData, config: BlendshapeConfig, chunk: int = 1024):
+        num = len(data.pose_names)
+        if config.num_poses != num:
+            raise DataError(
+                describe(config.source, "blendshape_params.numPoses", f"{num} (the poses in {data.source})", str(config.num_poses))
+            )
+        self.data = data
+        self.config = config
+        self.pose_names = data.pose_names
+        self.chunk = chunk
+        self.active_index = np.flatnonzero(config.active)
+        k = len(self.active_index)
+
+        # The SDK scales every strength by the squared ratio of this mesh's bounding-box diagonal
+        # (whole neutral, not only the frontal mask) to the template's.
+        extent = data.neutral.max(axis=0).astype(np.float64) - data.neutral.min(axis=0)
+        self.scale = float((np.linalg.norm(extent) / config.template_bb_size) ** 2)
+
+        verts = data.frontal_mask if data.frontal_mask is not None else slice(None)
+        self._verts = verts
+        d = data.deltas[self.active_index][:, verts].reshape(k, -1)  # [K, 3n]
+        self._D = np.ascontiguousarray(d.T, np.float32)  # [3n, K]
+        self._neutral = data.neutral[verts].reshape(-1).astype(np.float32)  # [3n]
+
+        d64 = d.astype(np.float64)
+        s = self.scale
+        sym = np.zeros((0, k))
+        sym_pairs = _pairs(config.symmetry, config.active)
+        if sym_pairs:
+            sym = np.zeros((len(sym_pairs), k))
+            for row, (i, j) in enumerate(sym_pairs):
+                sym[row, i], sym[row, j] = 1.0, -1.0
+        A = (
+            d64 @ d64.T
+            + config.l1**2 * 0.25 * s * np.ones((k, k))
+            + (config.l2 * 10.0 * s + config.temporal * 100.0 * s) * np.eye(k)
+            + config.symmetry_strength * 10.0 * s * sym.T @ sym
+        )
+        try:
+            np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            # Duplicate or zero blendshapes and no regularisation: a tiny ridge keeps it solvable.
+            ridge = 1e-9 * max(float(np.trace(A)) / k, 1e-30)
+            warnings.warn(f"{data.source}: blendshape normal matrix is singular; adding a ridge of {ridge:.3g}")
+            A = A + ridge * np.eye(k)
+        self.A = A  # [K, K]
+        self.temporal_coef = config.temporal * s  # weight of x_{t-1} in b_t
+        self.cancel_pairs = _pairs(config.cancel, config.active)
+        self._tol = max(float(config.tolerance), 1e-12) * 10.0
+
+    # -- geometry to the linear term ---------------------------------------------------------
+
+    def targets(self, frames: np.ndarray, deltas: bool = False, source: str = "geometry") -> np.ndarray:
+        """Dᵀ(p_t − neutral) for every frame: [T, K] f64. ``frames``: [T, V, 3] or [T, 3V]."""
+        frames = np.asarray(frames)
+        v = self.data.num_vertices
+        if frames.ndim == 2 and frames.shape[1] == 3 * v:
+            frames = frames.reshape(frames.shape[0], v, 3)
+        if frames.ndim != 3 or frames.shape[1:] != (v, 3):
+            raise DataError(
+                describe(source, "shape", f"[T, {v}, 3] (the vertex count of {self.data.source})", f"{list(frames.shape)}")
+            )
+        out = np.empty((frames.shape[0], len(self.active_index)))
+        for start in range(0, frames.shape[0], self.chunk):
+            block = frames[start : start + self.chunk][:, self._verts].reshape(-1, self._D.shape[0]).astype(np.float32)
+            if not deltas:
+                block -= self._neutral
+            out[start : start + self.chunk] = block @ self._D
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise DataError(describe(source, f"frame {int(np.argmax(bad))}", "finite vertex positions", "NaN or Inf"))
+        return out
+
+    # -- the per-frame solves ----------------------------------------------------------------
+
+    def _solve_frames(self, b: np.ndarray, states: tuple | None) -> tuple[np.ndarray, tuple]:
+        """One SDK frame solve (with the cancel re-solve) for each row of b."""
+        s0 = None if states is None else states[0]
+        x, st = solve_box_qp(self.A, b, 1.0, s0, self._tol)
+        if not self.cancel_pairs:
+            return x, (st, None)
+        upper = np.ones_like(x)
+        for i, j in self.cancel_pairs:
+            i_wins = x[:, i] >= x[:, j]
+            upper[i_wins, j] = CANCEL_UPPER_BOUND
+            upper[~i_wins, i] = CANCEL_UPPER_BOUND
+        s1 = None if states is None else states[1]
+        x2, st2 = solve_box_qp(self.A, b, upper, s1, self._tol)
+        return x2, (st, st2)
+
+    def solve_active(
+        self,
+        frames: np.ndarray,
+        deltas: bool = False,
+        prev_weights: np.ndarray | None = None,
+        source: str = "geometry",
+    ) -> np.ndarray:
+        """Raw weights of the active poses, before multipliers/offsets: [T, K] f64 in [0, 1].
+
+        ``prev_weights`` ([K] raw weights of the frame before ``frames[0]``) continues a stream;
+        None starts from zeros, as the SDK does after a reset.
+        """
+        base = self.targets(frames, deltas, source)
+        t, k = base.shape
+        if t == 0:
+            return np.zeros((0, k))
+        prev0 = np.zeros(k) if prev_weights is None else np.asarray(prev_weights, np.float64).reshape(k)
+        if self.temporal_coef == 0.0:
+            return self._solve_frames(base, None)[0]
+        # Parallel fixed point of the causal recursion x_t = solve(b_t + c·x_{t-1}); see the docstring.
+        prev = np.tile(prev0, (t, 1))  # the x_{t-1} each frame was last solved with
+        x, states = self._solve_frames(base + self.temporal_coef * prev, None)
+        states = list(states)
+        for _ in range(t):
+            new_prev = np.vstack([prev0[None], x[:-1]])
+            moved = np.abs(new_prev - prev).max(axis=1) > 1e-13
+            if not moved.any():
+                break
+            rows = np.flatnonzero(moved)
+            sub_states = tuple(s[rows] if s is not None else None for s in states)
+            x_rows, st_rows = self._solve_frames(base[rows] + self.temporal_coef * new_prev[rows], sub_states)
+            x = x.copy()
+            x[rows] = x_rows
+            for s, new in zip(states, st_rows):
+                if s is not None and new is not None:
+                    s[rows] = new
+            prev[rows] = new_prev[rows]
+        return x
+
+    def to_output(self, raw: np.ndarray) -> np.ndarray:
+        """Scatter raw active weights [T, K] to all poses and apply multipliers then offsets: [T, P]."""
+        full = np.zeros((raw.shape[0], self.config.num_poses))
+        full[:, self.active_index] = raw
+        return (full * self.config.multipliers + self.config.offsets).astype(np.float32)
+
+    def solve(
+        self,
+        frames: np.ndarray,
+        deltas: bool = False,
+        prev_weights: np.ndarray | None = None,
+        source: str = "geometry",
+    ) -> np.ndarray:
+        """Weights for every pose, as the SDK outputs them: f32 [T, numPoses]."""
+        return self.to_output(self.solve_active(frames, deltas, prev_weights, source))
+
+    def evaluate(self, weights: np.ndarray) -> np.ndarray:
+        """Geometry of raw weights for all poses ([T, P], no multipliers/offsets): f32 [T, V, 3]."""
+        w = np.asarray(weights, np.float32)
+        return self.data.neutral + np.einsum("tp,pvc->tvc", w, self.data.deltas)
+
+
+def from_files(bs_npz: str | pathlib.Path, bs_config: str | pathlib.Path) -> BlendshapeSolver:
+    return BlendshapeSolver(load_blendshape_data(bs_npz), load_blendshape_config(bs_config))
+
+
+# --------------------------------------------------------------------------------------------
+# Output files
+# --------------------------------------------------------------------------------------------
+
+
+def _check_weights(pose_names: Sequence[str], weights: np.ndarray) -> np.ndarray:
+    w = np.asarray(weights, np.float32)
+    if w.ndim != 2 or w.shape[1] != len(pose_names):
+        raise DataError(describe("weights", "shape", f"[T, {len(pose_names)}] (one column per pose)", str(list(w.shape))))
+    return w
+
+
+def write_weights(
+    prefix: str | pathlib.Path, pose_names: Sequence[str], weights: np.ndarray, fps: float
+) -> dict[str, pathlib.Path]:
+    """Write ``<prefix>.csv`` (frame, time, one column per pose), ``<prefix>.json``
+    (``{"poseNames", "fps", "numFrames", "weights": [[...] per frame]}``) and ``<prefix>.npz``
+    (``poseNames``, ``weights`` f32 [T, P], ``fps``), each atomically."""
+    w = _check_weights(pose_names, weights)
+    names = [str(n) for n in pose_names]
+    prefix = pathlib.Path(prefix)
+    paths = {ext: prefix.with_name(prefix.name + "." + ext) for ext in ("csv", "json", "npz")}
+
+    lines = [",".join(["frame", "time"] + names)]
+    for i, row in enumerate(w.tolist()):
+        lines.append(",".join([str(i), repr(round(i / fps, 9))] + [repr(v) for v in row]))
+    io_utils.atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
+
+    # One frame per line keeps big files readable without the cost of indent=4 on every number.
+    rows = ",\n        ".join(json.dumps(row) for row in w.tolist())
+    head = json.dumps({"poseNames": names, "fps": float(fps), "numFrames": int(w.shape[0])})[:-1]
+    io_utils.atomic_write_text(paths["json"], f'{head}, "weights": [\n        {rows}\n    ]}}\n')
+
+    io_utils.atomic_savez(paths["npz"], poseNames=np.asarray(names, dtype=str), weights=w, fps=np.float64(fps))
+    return paths
+
+
+def read_weights(path: str | pathlib.Path) -> tuple[list[str], np.ndarray, float]:
+    """Read back what ``write_weights`` wrote (csv, json or npz): (pose names, f32 [T, P], fps)."""
+    path = pathlib.Path(path)
+    source = str(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                return [str(n) for n in npz["poseNames"]], npz["weights"].astype(np.float32), float(npz["fps"])
+        if path.suffix == ".json":
+            doc = json.loads(path.read_text())
+            names = list(doc["poseNames"])
+            w = np.asarray(doc["weights"], np.float32).reshape(-1, len(names))
+            return names, w, float(doc["fps"])
+        if path.suffix == ".csv":
+            lines = path.read_text().splitlines()
+            header = lines[0].split(",")
+            if header[:2] != ["frame", "time"]:
+                raise DataError(describe(source, "header", "'frame,time,<pose names>'", lines[0][:80]))
+            table = np.asarray([[float(v) for v in ln.split(",")] for ln in lines[1:] if ln], np.float64)
+            table = table.reshape(-1, len(header))
+            fps = 0.0
+            if len(table) > 1 and table[1, 1] > 0:
+                fps = float(round(1.0 / table[1, 1], 6))
+            return header[2:], table[:, 2:].astype(np.float32), fps
+    except FileNotFoundError:
+        raise DataError(describe(source, None, "an existing weights file", "no such file")) from None
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(describe(source, None, "a weights file written by write_weights", f"{type(exc).__name__}: {exc}")) from None
+    raise DataError(describe(source, None, "a .csv, .json or .npz file", f"suffix {path.suffix!r}"))
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry in, files out
+# --------------------------------------------------------------------------------------------
+
+
+def load_animation(path: str | pathlib.Path) -> np.ndarray:
+    """Vertex animation f32 [T, V, 3] from npy, Maya cache (.xml + .mc) or pc2."""
+    return np.asarray(caches.read_cache(path), np.float32)
+
+
+def _geometry(geometry: np.ndarray | str | pathlib.Path) -> tuple[np.ndarray, str]:
+    if isinstance(geometry, (str, pathlib.Path)):
+        return load_animation(geometry), str(geometry)
+    return np.asarray(geometry, np.float32), "geometry"
+
+
+def solve_to_files(
+    geometry: np.ndarray | str | pathlib.Path,
+    bs_npz: str | pathlib.Path,
+    bs_config: str | pathlib.Path,
+    out_prefix: str | pathlib.Path,
+    fps: float = 30.0,
+    *,
+    deltas: bool = False,
+    tongue_geometry: np.ndarray | str | pathlib.Path | None = None,
+    tongue_bs_npz: str | pathlib.Path | None = None,
+    tongue_bs_config: str | pathlib.Path | None = None,
+) -> dict[str, pathlib.Path]:
+    """Solve skin weights (and tongue weights when all three tongue arguments are given) and write
+    ``<out_prefix>.{csv,json,npz}`` (+ ``<out_prefix>_tongue.{csv,json,npz}``).
+
+    ``geometry``: [T, V, 3] absolute positions (or deltas from the blendshape neutral when
+    ``deltas``), or a path to an npy / Maya cache / pc2 file. Returns the written paths, keyed
+    ``csv``/``json``/``npz`` and ``tongue_csv``/... .
+    """
+    if fps <= 0:
+        raise DataError(describe("fps", None, "a frame rate > 0", repr(fps)))
+    tongue_args = (tongue_geometry, tongue_bs_npz, tongue_bs_config)
+    if any(a is not None for a in tongue_args) and not all(a is not None for a in tongue_args):
+        raise DataError(describe("tongue", None, "tongue geometry, blendshapes and config together", "only some of them"))
+    solver = from_files(bs_npz, bs_config)
+    frames, source = _geometry(geometry)
+    paths = write_weights(out_prefix, solver.pose_names, solver.solve(frames, deltas, source=source), fps)
+    if tongue_geometry is not None:
+        tongue = from_files(tongue_bs_npz, tongue_bs_config)
+        frames, source = _geometry(tongue_geometry)
+        prefix = pathlib.Path(out_prefix)
+        written = write_weights(prefix.with_name(prefix.name + "_tongue"), tongue.pose_names, tongue.solve(frames, deltas, source=source), fps)
+        paths.update({f"tongue_{k}": v for k, v in written.items()})
+    return paths
