@@ -1,0 +1,155 @@
+"""Small shared layers of the regression network: NormRelu, GDropout, PyTorch-initialised Linear/Conv1d.
+
+Layout convention: channels last. A PyTorch activation [B, S, C, H, W] of the original is held here as
+[B, S, H, W, C] (or with B and S merged); GDropout draws one multiplier per (batch item, channel).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from a2f_jax.errors import ConfigError
+
+Array = jax.Array
+
+
+def norm_relu(x: Array, leak: float = 0.0) -> Array:
+    """leaky_relu(x, leak) * sqrt(2 / (1 + leak^2)); with leak 0 this is sqrt(2) * relu(x)."""
+    coef = math.sqrt(2.0 / (1.0 + leak * leak))
+    if leak == 0.0:
+        return jnp.maximum(x, 0.0) * coef
+    return jnp.where(x >= 0, x, x * leak) * coef
+
+
+def torch_uniform(fan_in: int) -> Callable[..., Array]:
+    """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (0 when fan_in is 0)."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+    def init(key: Array, shape: Sequence[int], dtype: jnp.dtype = jnp.float32) -> Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Linear(nn.Module):
+    """Dense layer over the last axis with PyTorch's default init. Params: kernel [in, out], bias [out]."""
+
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", torch_uniform(fan_in), (fan_in, self.features))
+        y = jnp.dot(x, kernel)
+        if self.use_bias:
+            y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
+        return y
+
+
+def conv1d_matmul(x: Array, kernel: Array, stride: int, padding: tuple[int, int]) -> Array:
+    """1-D convolution as one matmul over gathered taps. x [N, L, Cin], kernel [k, Cin, Cout] -> [N, Lout, Cout].
+
+    On CPU the small convolutions of this network run faster as a dense matmul than through XLA's conv,
+    and slices + concat + matmul export to ONNX without layout surprises.
+    """
+    k = kernel.shape[0]
+    if padding != (0, 0):
+        x = jnp.pad(x, ((0, 0), padding, (0, 0)))
+    length = x.shape[1]
+    out_len = (length - k) // stride + 1
+    if k == 1:
+        taps = x[:, : (out_len - 1) * stride + 1 : stride, :]
+    else:
+        taps = jnp.concatenate(
+            [x[:, j : j + (out_len - 1) * stride + 1 : stride, :] for j in range(k)], axis=-1
+        )  # [N, Lout, k*Cin], tap-major so it matches kernel.reshape(k*Cin, Cout)
+    return jnp.dot(taps, kernel.reshape(k * kernel.shape[1], kernel.shape[2]))
+
+
+def conv1d_xla(x: Array, kernel: Array, stride: int, padding: tuple[int, int]) -> Array:
+    """The same convolution through lax.conv_general_dilated (reference path; NWC layout)."""
+    return jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(stride,), padding=(padding,), dimension_numbers=("NWC", "WIO", "NWC")
+    )
+
+
+class Conv1d(nn.Module):
+    """Conv along one axis, channels last, PyTorch init. Params: kernel [k, Cin, Cout], bias [Cout].
+
+    A PyTorch Conv2d weight [Cout, Cin, kH, kW] with one of kH/kW equal to 1 maps to
+    kernel = w.reshape(Cout, Cin, k).transpose(2, 1, 0).
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: tuple[int, int] = (0, 0)
+    impl: str = "matmul"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """x [N, L, Cin] -> [N, Lout, Cout]."""
+        cin = x.shape[-1]
+        fan_in = cin * self.kernel_size
+        kernel = self.param("kernel", torch_uniform(fan_in), (self.kernel_size, cin, self.features))
+        bias = self.param("bias", torch_uniform(fan_in), (self.features,))
+        if self.impl == "matmul":
+            y = conv1d_matmul(x, kernel, self.stride, tuple(self.padding))
+        elif self.impl == "xla":
+            y = conv1d_xla(x, kernel, self.stride, tuple(self.padding))
+        else:
+            raise ConfigError(f"Conv1d.impl: expected 'matmul' or 'xla', found {self.impl!r}")
+        return y + bias
+
+
+class GDropout(nn.Module):
+    """Multiplicative Gaussian dropout of the original (`layers.GDropout`), identity unless `train`.
+
+    mode "mul": m = (1 + strength) ** N(0, 1); mode "drop": Bernoulli(1 - strength) / (1 - strength).
+    One multiplier per index of `axes` (default batch axis 0 and the channel axis -1 of the channels-last
+    layout), broadcast over every other axis. With `normalize`, m is divided by
+    1e-6 + sqrt(mean(m^2)) over the second of `axes` (the channels). Uses the "dropout" RNG stream.
+    """
+
+    mode: str = "mul"
+    strength: float = 0.4
+    axes: tuple[int, ...] = (0, -1)
+    normalize: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool) -> Array:
+        if not train:
+            return x
+        axes = tuple(a % x.ndim for a in self.axes)
+        rnd_shape = tuple(x.shape[a] for a in axes)
+        key = self.make_rng("dropout")
+        if self.mode == "mul":
+            rnd = (1.0 + self.strength) ** jax.random.normal(key, rnd_shape, x.dtype)
+        elif self.mode == "drop":
+            p = 1.0 - self.strength
+            rnd = jax.random.bernoulli(key, p, rnd_shape).astype(x.dtype) / p
+        else:
+            raise ConfigError(f"GDropout.mode: expected 'mul' or 'drop', found {self.mode!r}")
+        if self.normalize:
+            rnd = rnd / (1e-6 + jnp.sqrt(jnp.mean(rnd * rnd, axis=1, keepdims=True)))
+        # Put the drawn axes back in x's axis order, size 1 elsewhere.
+        order = sorted(range(len(axes)), key=lambda i: axes[i])
+        rnd = jnp.transpose(rnd, order)
+        broadcast = [x.shape[i] if i in axes else 1 for i in range(x.ndim)]
+        return x * rnd.reshape(broadcast)
+
+
+def concat_emotion(x: Array, emotion: Array) -> Array:
+    """Append per-frame emotion channels. x [B, S, ..., C], emotion [B, S, E] -> [B, S, ..., C + E]."""
+    if x.shape[:2] != emotion.shape[:2]:
+        raise ValueError(f"concat_emotion: x {x.shape} and emotion {emotion.shape} differ in [batch, seq]")
+    mid = x.shape[2:-1]
+    emo = emotion.reshape(emotion.shape[:2] + (1,) * len(mid) + emotion.shape[2:])
+    emo = jnp.broadcast_to(emo, x.shape[:-1] + emotion.shape[2:])
+    return jnp.concatenate([x, emo.astype(x.dtype)], axis=-1)
