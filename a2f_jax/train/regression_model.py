@@ -1,0 +1,115 @@
+"""The regression network as the trainer and inference use it: built from the train config, with its
+encoder weights (a local snapshot, or random init for tests and the demo), and pure apply functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from a2f_jax.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENCODER_SCOPE = "w2v"  # the encoder's Linen scope inside ConvW2VAutocorr
+
+
+def encoder_config(tcfg: Any) -> tuple[Any, Any]:
+    """(EncoderConfig, pretrained params or None) from AUDIO_ENCODER_* keys of the train config."""
+    from a2f_jax.models import audio_encoder, encoder_weights
+
+    overrides = dict(tcfg.get("AUDIO_ENCODER_CONFIG_OVERRIDES", None) or {})
+    if tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False):
+        log.warning("AUDIO_ENCODER_RANDOM_INIT=True: the audio encoder has RANDOM weights (fine for tests and "
+                    "the demo, useless for a real model); set AUDIO_ENCODER_SNAPSHOT to a local snapshot instead")
+        return audio_encoder.EncoderConfig.from_dict(overrides, base="wav2vec2-base"), None
+    if overrides:
+        raise ConfigError("config_train [AUDIO_ENCODER_CONFIG_OVERRIDES]: expected {} with a pretrained snapshot "
+                          f"(overrides only apply to random init), found {overrides}")
+    cfg, params = encoder_weights.load_pretrained(str(tcfg.AUDIO_ENCODER_SNAPSHOT))
+    return cfg, params
+
+
+@dataclasses.dataclass
+class RegressionModel:
+    """ConvW2VAutocorr plus the pure functions the trainer, validation and export call."""
+
+    net: Any  # a2f_jax.models.regression.ConvW2VAutocorr
+    window: int = 8320
+
+    def init_params(self, key: jax.Array) -> Any:
+        from a2f_jax.models.regression import init_params
+
+        return init_params(self.net, key, buffer_len=self.window)
+
+    def with_encoder_params(self, params: Any, encoder_params: Any) -> Any:
+        """Replace the random encoder weights by pretrained ones (only the layers the network keeps)."""
+        params = dict(params)
+        own = params[ENCODER_SCOPE]
+        missing = []
+
+        def pick(path, leaf):
+            node = encoder_params
+            for k in path:
+                key = getattr(k, "key", str(k))
+                if not isinstance(node, Mapping) or key not in node:
+                    missing.append("/".join(getattr(p, "key", str(p)) for p in path))
+                    return leaf
+                node = node[key]
+            if tuple(node.shape) != tuple(leaf.shape):
+                raise ConfigError(f"encoder snapshot: {path}: expected shape {leaf.shape}, found {node.shape}")
+            return jnp.asarray(node, leaf.dtype)
+
+        params[ENCODER_SCOPE] = jax.tree_util.tree_map_with_path(pick, own)
+        if missing:
+            raise ConfigError(f"encoder snapshot: expected weights for {missing[:5]}, found none")
+        return params
+
+    def apply_train(self, params: Any, audio: jax.Array, emotion: jax.Array, norm: jax.Array, rng: jax.Array) -> jax.Array:
+        k_drop, k_mask = jax.random.split(rng)
+        out, _ = self.net.apply({"params": params}, audio, emotion, norm, train=True, with_phonemes=False,
+                                rngs={"dropout": k_drop, "mask": k_mask})
+        return out
+
+    def apply_eval(self, params: Any, audio: jax.Array, emotion: jax.Array, norm: jax.Array | None) -> jax.Array:
+        out, _ = self.net.apply({"params": params}, audio, emotion, norm, train=False, with_phonemes=False)
+        return out
+
+
+def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> dict:
+    """The original's network params: NETWORK_HYPER_PARAMS ∪ sizes (network_info_full.json "params")."""
+    hp = tcfg.NETWORK_HYPER_PARAMS.to_dict() if hasattr(tcfg.NETWORK_HYPER_PARAMS, "to_dict") else dict(tcfg.NETWORK_HYPER_PARAMS)
+    return {
+        **hp,
+        "explicit_emotions": list(explicit_emotions),
+        "num_shapes_skin": int(channel_sizes.get("skin_coeffs", 0)),
+        "num_shapes_tongue": int(channel_sizes.get("tongue_coeffs", 0)),
+        "result_jaw_size": int(channel_sizes.get("jaw", 0)),
+        "result_eyes_size": int(channel_sizes.get("eye", 0)),
+    }
+
+
+def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320) -> RegressionModel:
+    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig
+
+    return RegressionModel(ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder_cfg)), window)
+
+
+def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> tuple[RegressionModel, dict, Any]:
+    """(model, JSON model definition, pretrained encoder params or None)."""
+    enc_cfg, enc_params = encoder_config(tcfg)
+    params = network_params(tcfg, channel_sizes, explicit_emotions)
+    window = int(tcfg.AUDIO_PARAMS["buffer_len"])
+    model = build(params, enc_cfg, window)
+    model_def = {"network": "conv_w2v_autocorr", "params": params, "encoder": enc_cfg.to_dict(), "window": window}
+    return model, model_def, enc_params
+
+
+def from_model_def(model_def: Mapping[str, Any]) -> RegressionModel:
+    """Rebuild the model saved in a run dir's `model_def.json`."""
+    from a2f_jax.models import audio_encoder
+
+    return build(model_def["params"], audio_encoder.EncoderConfig.from_dict(model_def["encoder"]), int(model_def["window"]))
