@@ -1,0 +1,23 @@
+"""Train a network: `python scripts/train.py --config configs/<name> [--resume RUN_DIR] [--max-steps N]`.
+
+NETWORK_TYPE in config_train.py chooses the regression or the diffusion trainer. Multi-device data
+parallelism is automatic (every visible device); multi-host runs set JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES and JAX_PROCESS_ID on each host (see README).
+"""
+
+import logging
+
+from a2f_jax import cli
+from a2f_jax.train import entry
+
+
+def _extra(parser):
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a training run from its newest checkpoint")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides MAX_TRAIN_STEPS)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configs, args = cli.parse(description=__doc__, extra_args=_extra)
+    entry.train(configs, resume=args.resume, max_steps=args.max_steps, show_progress=not args.no_progress)
