@@ -1,0 +1,267 @@
+"""Run directories of preprocessing, training, deploy and inference, with the original's metadata.
+
+A run lives in `<root>/<YYMMDD_HHMMSS>_<RUN_NAME>/` (local time, as the original) and holds
+`log.log` (a copy of the console log) and `configs/`:
+    VERSION.md, info.txt (RUN_INFO, no trailing newline), state.json,
+    config_<type>_modifier.json (what the user changed, only when something was),
+    config_<type>_full.json (every resolved value, keys sorted as the original's dir() order),
+    actor_info.json (preproc: {"actor_name": ...}), preproc_info.json (train: {"preproc_run_name_full": {...}}).
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import importlib.metadata
+import logging
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+from typing import Any, Mapping
+
+import a2f_jax
+from a2f_jax.config import Configs, path_roots
+from a2f_jax.config.merge import did_you_mean
+from a2f_jax.errors import ConfigError
+from a2f_jax.io_utils import atomic_write_json, atomic_write_text
+
+LOG_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
+LOG_FILE_NAME = "log.log"
+# Which resolved configs each stage records (the original's train run records train + dataset; the
+# inference config rides along because deploy reads it from the training run).
+STAGE_CONFIGS = {
+    "preproc": ("preproc", "dataset"),
+    "train": ("train", "dataset", "inference"),
+    "deploy": ("train", "inference"),
+    "inference": ("inference", "train", "dataset"),
+}
+_IDENTIFIER = re.compile(r"^[\w]([\w.-]*[\w])?$")
+_RUN_DIR = re.compile(r"^(\d{6}_\d{6})_(.+)$")
+_PLACEHOLDER_PREFIX = "XXXXXX_XXXXXX"
+_RUN_LOG_HANDLER_NAME = "a2f_jax.run_log"
+
+
+def is_valid_identifier(name: object) -> bool:
+    """The original's identifier rule: word characters, inner `.`/`-`, no `..`."""
+    return isinstance(name, str) and bool(_IDENTIFIER.match(name)) and ".." not in name
+
+
+def validate_run_name(name: object, what: str = "RUN_NAME") -> str:
+    if not is_valid_identifier(name):
+        raise ConfigError(
+            f"{what}: expected letters, digits, '_' with inner '.' or '-' and no '..' "
+            f"(regex ^[\\w]([\\w.-]*[\\w])?$), found {name!r}"
+        )
+    return name  # type: ignore[return-value]
+
+
+def get_logger(name: str = "") -> logging.Logger:
+    """Loggers of a2f-jax modules: `get_logger(__name__)`; all propagate to the root logger."""
+    if name and not name.startswith("a2f_jax"):
+        name = f"a2f_jax.{name}"
+    return logging.getLogger(name or "a2f_jax")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Console logging in the original's format on the root logger (idempotent)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(h, "name", None) == "a2f_jax.console" for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.set_name("a2f_jax.console")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+
+
+def attach_log_file(run_dir: str | os.PathLike) -> logging.Handler:
+    """Mirror everything logged to `<run_dir>/log.log`; replaces the previous run's log file handler."""
+    detach_log_file()
+    root = logging.getLogger()
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    handler = logging.FileHandler(pathlib.Path(run_dir) / LOG_FILE_NAME)
+    handler.set_name(_RUN_LOG_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    return handler
+
+
+def detach_log_file() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "name", None) == _RUN_LOG_HANDLER_NAME:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _git(args: list[str], cwd: pathlib.Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.decode("utf-8", "replace").strip()
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def state_info(stage: str) -> dict:
+    """Framework version and git state, machine, path mapping and time (the original's state.json+)."""
+    framework_root = pathlib.Path(a2f_jax.__file__).resolve().parent.parent
+    commit = _git(["rev-parse", "HEAD"], framework_root)
+    status = _git(["status", "--porcelain"], framework_root) if commit else None
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    roots = path_roots()
+    return {
+        "framework": {
+            "name": "a2f-jax",
+            "version": a2f_jax.__version__,
+            "git_branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], framework_root) if commit else None,
+            "git_commit": commit[:7] if commit else None,
+            "git_clean": None if status is None else status == "",
+        },
+        "machine": {"hostname": socket.gethostname(), "user": user},
+        "path_mapping": {
+            "/framework": str(framework_root),
+            "/datasets": roots["A2F_DATASETS_ROOT"],
+            "/workspace": roots["A2F_WORKSPACE_ROOT"],
+        },
+        "stage": stage,
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
+        "packages": {name: _package_version(name) for name in ("jax", "flax", "optax", "numpy")},
+    }
+
+
+def _make_unique_dir(root: pathlib.Path, run_name: str, now: datetime.datetime) -> pathlib.Path:
+    """mkdir `<stamp>_<run_name>`; if taken (two runs in one second), use the next free second, so the
+    name keeps the original's format and sorts in creation order."""
+    root.mkdir(parents=True, exist_ok=True)
+    for offset in range(1000):
+        stamp = (now + datetime.timedelta(seconds=offset)).strftime("%y%m%d_%H%M%S")
+        path = root / f"{stamp}_{run_name}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{root}: expected a free run directory name for {run_name!r}, found 1000 taken")
+
+
+def create_run_dir(
+    root: str | os.PathLike,
+    run_name: str,
+    configs: Configs,
+    modifiers: Mapping[str, Mapping] | None = None,
+    stage: str = "train",
+    actor: str | None = None,
+    preproc_runs: Mapping[str, str] | None = None,
+    attach_log: bool = True,
+    now: datetime.datetime | None = None,
+) -> pathlib.Path:
+    """Create `<root>/<YYMMDD_HHMMSS>_<run_name>` with its `configs/` metadata and (by default) log file.
+
+    `modifiers` defaults to `configs.modifiers`; `actor` is recorded for preproc runs (so "latest"
+    can find them); `preproc_runs` ({actor: run name full}) is recorded for train runs and defaults
+    to the train config's PREPROC_RUN_NAME_FULL.
+    """
+    if stage not in STAGE_CONFIGS:
+        raise ConfigError(f"stage: expected one of {tuple(STAGE_CONFIGS)}, found {stage!r}")
+    validate_run_name(run_name)
+    if stage == "preproc":
+        validate_run_name(actor, "actor name")
+    modifiers = configs.modifiers if modifiers is None else modifiers
+    run_dir = _make_unique_dir(pathlib.Path(root).resolve(), run_name, now or datetime.datetime.now())
+
+    cfg_dir = run_dir / "configs"
+    atomic_write_text(cfg_dir / "VERSION.md", a2f_jax.__version__ + "\n")
+    stage_cfg = configs.get("train" if stage in ("train", "deploy") else stage)
+    atomic_write_text(cfg_dir / "info.txt", str(stage_cfg.get("RUN_INFO", "")))
+    for name in STAGE_CONFIGS[stage]:
+        if modifiers.get(name):
+            atomic_write_json(cfg_dir / f"config_{name}_modifier.json", modifiers[name])
+        full = configs.get(name).to_dict()
+        atomic_write_json(cfg_dir / f"config_{name}_full.json", {k: full[k] for k in sorted(full)})
+    if actor is not None:
+        atomic_write_json(cfg_dir / "actor_info.json", {"actor_name": actor})
+    if stage == "train":
+        runs = dict(configs.train.PREPROC_RUN_NAME_FULL) if preproc_runs is None else dict(preproc_runs)
+        atomic_write_json(cfg_dir / "preproc_info.json", {"preproc_run_name_full": runs})
+    atomic_write_json(cfg_dir / "state.json", state_info(stage))
+    if attach_log:
+        attach_log_file(run_dir)
+        get_logger("rundir").info(f"Run directory: {run_dir}")
+    else:
+        (run_dir / LOG_FILE_NAME).touch()
+    return run_dir
+
+
+def _run_actor(run_dir: pathlib.Path) -> str | None:
+    path = run_dir / "configs" / "actor_info.json"
+    try:
+        return json.loads(path.read_text()).get("actor_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def list_runs(root: str | os.PathLike, actor: str | None = None, run_name: str | None = None) -> list[pathlib.Path]:
+    """Run dirs under `root`, oldest first; only those of `actor` (per actor_info.json) and `run_name` if given."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for path in root.iterdir():
+        match = _RUN_DIR.match(path.name)
+        if not path.is_dir() or not match:
+            continue
+        if run_name is not None and match.group(2) != run_name:
+            continue
+        if actor is not None and _run_actor(path) != actor:
+            continue
+        runs.append(path)
+    return sorted(runs, key=lambda p: p.name[:13] + "\0" + p.name)
+
+
+def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) -> pathlib.Path:
+    """The preproc run dir for `actor`: `name` is a full run name (`250909_135508_example`), `"latest"`
+    (the newest run of that actor) or `"latest:<RUN_NAME>"` (the newest with that RUN_NAME)."""
+    root = pathlib.Path(preproc_root).resolve()
+    where = f"PREPROC_RUN_NAME_FULL[{actor!r}]"
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: expected a preproc run name or 'latest', found {name!r}")
+    if name == "latest" or name.startswith("latest:"):
+        run_name = name.split(":", 1)[1] if ":" in name else None
+        runs = list_runs(root, actor=actor, run_name=run_name)
+        if not runs:
+            detail = f" with RUN_NAME {run_name!r}" if run_name else ""
+            raise ConfigError(
+                f"{where}: expected a preprocessing run of actor {actor!r}{detail} under {root}, found none "
+                f"(run scripts/preproc.py for this actor first)"
+            )
+        return runs[-1]
+    if name.startswith(_PLACEHOLDER_PREFIX):
+        raise ConfigError(
+            f"{where}: expected the name of a preprocessing run (printed as 'Preproc Run Name Full' at the end "
+            f"of preprocessing) or 'latest', found the placeholder {name!r}"
+        )
+    validate_run_name(name, where)
+    path = root / name
+    if not path.is_dir():
+        existing = [p.name for p in list_runs(root)]
+        raise ConfigError(f"{where}: expected a run directory {path}, found none{did_you_mean(name, existing)}")
+    recorded = _run_actor(path)
+    if recorded is not None and recorded != actor:
+        raise ConfigError(f"{where}: expected a preprocessing run of actor {actor!r}, found one of {recorded!r} ({path})")
+    return path
+
