@@ -1,0 +1,126 @@
+"""Export a JAX function to ONNX with the deploy contract's tensor names, and compare it with JAX.
+
+`export_onnx` traces `fn` with jax2onnx (`to_onnx`) at opset 14 with only the batch axis symbolic, names the
+inputs/outputs, renames the batch symbol to "batch_size" (as torch.onnx's dynamic_axes did), and validates
+names, ranks, dtypes and static dims against the expected shapes. `compare_with_jax` runs the ONNX model in
+onnxruntime and reports the largest absolute difference per output against the JAX function.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from a2f_jax.errors import DataError
+
+BATCH = "B"  # batch-axis marker in shapes passed here
+BATCH_DIM_NAME = "batch_size"
+
+Shape = tuple[int | str, ...]
+
+
+def export_onnx(
+    fn: Callable[..., Any],
+    inputs: Sequence[tuple[str, Shape]],
+    outputs: Sequence[tuple[str, Shape]],
+    *,
+    opset: int = 14,
+    model_name: str = "a2f_network",
+) -> Any:
+    """Trace `fn(*inputs)` (positional, float32) into an `onnx.ModelProto` with the given tensor names.
+
+    inputs/outputs: (name, shape) with "B" at the batch axis (any position); every other dim static.
+    The function must close over its parameters (weights become initializers). Raises DataError when
+    the exported graph's I/O does not match the given contract.
+    """
+    from jax2onnx import to_onnx
+
+    specs = [tuple(BATCH if d == BATCH else int(d) for d in shape) for _, shape in inputs]
+    model = to_onnx(
+        fn,
+        specs,
+        model_name=model_name,
+        opset=opset,
+        input_names=[n for n, _ in inputs],
+        output_names=[n for n, _ in outputs],
+        return_mode="proto",
+    )
+    for vi in list(model.graph.input) + list(model.graph.output):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param == BATCH:
+                d.dim_param = BATCH_DIM_NAME
+    problems = validate_io(model, inputs, outputs)
+    if problems:
+        raise DataError(f"{model_name}: exported ONNX graph does not match the contract: " + "; ".join(problems))
+    return model
+
+
+def validate_io(model: Any, inputs: Sequence[tuple[str, Shape]], outputs: Sequence[tuple[str, Shape]]) -> list[str]:
+    """Problems with the graph I/O (names in order, float32, ranks, symbolic batch, static dims); [] if none."""
+    import onnx
+
+    problems = []
+    init = {t.name for t in model.graph.initializer}
+    graph_in = [vi for vi in model.graph.input if vi.name not in init]
+    for role, found, expected in (("input", graph_in, inputs), ("output", list(model.graph.output), outputs)):
+        if [vi.name for vi in found] != [n for n, _ in expected]:
+            problems.append(f"{role} names: expected {[n for n, _ in expected]}, found {[vi.name for vi in found]}")
+            continue
+        for vi, (name, shape) in zip(found, expected):
+            tt = vi.type.tensor_type
+            if tt.elem_type != onnx.TensorProto.FLOAT:
+                problems.append(f"{name}: expected float32, found {onnx.TensorProto.DataType.Name(tt.elem_type)}")
+            dims = list(tt.shape.dim)
+            if len(dims) != len(shape):
+                problems.append(f"{name}: expected rank {len(shape)}, found {len(dims)}")
+                continue
+            for axis, (d, want) in enumerate(zip(dims, shape)):
+                if want == BATCH:
+                    if d.HasField("dim_value"):
+                        problems.append(f"{name} dim {axis}: expected symbolic batch, found {d.dim_value}")
+                elif not d.HasField("dim_value") or d.dim_value != want:
+                    problems.append(f"{name} dim {axis}: expected {want}, found {d.dim_param or d.dim_value}")
+    return problems
+
+
+def save_onnx(model: Any, path: str | pathlib.Path) -> pathlib.Path:
+    """Serialize as one self-contained file (weights inline; the deploy contract has no sidecars)."""
+    from a2f_jax.io_utils import atomic_path
+
+    path = pathlib.Path(path)
+    data = model.SerializeToString()  # raises above the 2 GB protobuf limit rather than splitting
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def ort_session(model: Any, threads: int = 1) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = model if isinstance(model, (str, pathlib.Path)) else model.SerializeToString()
+    return ort.InferenceSession(str(src) if isinstance(src, pathlib.Path) else src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def compare_with_jax(model: Any, fn: Callable[..., Any], feeds: Mapping[str, np.ndarray], input_order: Sequence[str] | None = None) -> dict[str, float]:
+    """Max |ORT − JAX| per output name. `feeds` are passed to `fn` positionally in `input_order`
+    (default: the feeds' order)."""
+    session = ort_session(model)
+    names = [o.name for o in session.get_outputs()]
+    ort_out = session.run(names, {k: np.asarray(v, np.float32) for k, v in feeds.items()})
+    order = list(input_order or feeds)
+    jax_out = fn(*[np.asarray(feeds[k], np.float32) for k in order])
+    if not isinstance(jax_out, (tuple, list)):
+        jax_out = (jax_out,)
+    diffs = {}
+    for name, a, b in zip(names, ort_out, jax_out):
+        b = np.asarray(b)
+        if a.shape != b.shape:
+            raise DataError(f"{name}: expected ONNX output shape {b.shape} (JAX), found {a.shape}")
+        diffs[name] = float(np.max(np.abs(a - b))) if a.size else 0.0
+    return diffs

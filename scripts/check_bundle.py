@@ -1,0 +1,27 @@
+"""Check a deploy bundle against the Audio2Face-3D SDK / Maya-ACE contract.
+
+    python scripts/check_bundle.py <bundle dir> [--no-run] [--warnings-as-errors]
+
+Prints every violation as (rule, file, expected, found); exits 1 on any error.
+"""
+
+import argparse
+import sys
+
+from export.check import check_bundle, errors, format_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", help="deploy bundle directory (holds model.json)")
+    ap.add_argument("--no-run", action="store_true", help="skip running network.onnx with onnxruntime")
+    ap.add_argument("--warnings-as-errors", action="store_true")
+    args = ap.parse_args(argv)
+    violations = check_bundle(args.bundle, run_onnx=not args.no_run)
+    print(format_report(violations))
+    failing = violations if args.warnings_as_errors else errors(violations)
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
