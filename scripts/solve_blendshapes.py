@@ -1,0 +1,45 @@
+"""Solve blendshape weights (ARKit-style per-pose curves) from vertex animation.
+
+    python scripts/solve_blendshapes.py --bs bs_skin.npz --bs-config bs_skin_config.json \
+        --input anim.npy --out out/anim_bs [--fps 30] \
+        [--tongue-bs bs_tongue.npz --tongue-bs-config bs_tongue_config.json --tongue-input tongue.npy]
+
+Writes <out>.csv, <out>.json, <out>.npz (and <out>_tongue.* with the tongue options).
+--input: npy [T, V, 3], Maya cache (.xml + .mc) or .pc2, absolute positions (--deltas: offsets
+from the blendshape neutral).
+"""
+
+import argparse
+import sys
+
+from a2f_jax.errors import A2FError
+from a2f_jax.infer.blendshapes import solve_to_files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bs", required=True, help="skin blendshapes (bs_skin.npz)")
+    parser.add_argument("--bs-config", required=True, help="skin solver config (bs_skin_config.json)")
+    parser.add_argument("--input", required=True, help="skin animation: .npy, .xml (Maya cache) or .pc2")
+    parser.add_argument("--out", required=True, help="output prefix")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate written with the weights")
+    parser.add_argument("--deltas", action="store_true", help="inputs hold offsets from the neutral")
+    parser.add_argument("--tongue-bs", help="tongue blendshapes (bs_tongue.npz)")
+    parser.add_argument("--tongue-bs-config", help="tongue solver config (bs_tongue_config.json)")
+    parser.add_argument("--tongue-input", help="tongue animation")
+    args = parser.parse_args(argv)
+    try:
+        paths = solve_to_files(
+            args.input, args.bs, args.bs_config, args.out, args.fps, deltas=args.deltas,
+            tongue_geometry=args.tongue_input, tongue_bs_npz=args.tongue_bs, tongue_bs_config=args.tongue_bs_config,
+        )
+    except A2FError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
