@@ -1,0 +1,155 @@
+"""Run directories: naming, metadata files (spec §3.1 / §5.3), the run log, "latest" preproc runs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import pathlib
+import re
+
+import pytest
+
+from a2f_jax import config, rundir
+from a2f_jax.errors import ConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOW = datetime.datetime(2025, 9, 9, 13, 55, 8)
+
+
+@pytest.fixture(autouse=True)
+def _clean_logging(monkeypatch, tmp_path):
+    monkeypatch.setenv("A2F_DATASETS_ROOT", str(tmp_path / "ds"))
+    monkeypatch.setenv("A2F_WORKSPACE_ROOT", str(tmp_path / "ws"))
+    yield
+    rundir.detach_log_file()
+
+
+@pytest.fixture()
+def configs():
+    return config.load(ROOT / "configs" / "example-regression", ["train.BATCH_SIZE=4"])
+
+
+def read(path: pathlib.Path):
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["example", "a", "run_1.v2-b", "250909_135508_example"])
+def test_valid_run_names(name):
+    assert rundir.validate_run_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a..b", "-a", "a-", "a b", "a/b", ".a", None, 3])
+def test_invalid_run_names(name):
+    with pytest.raises(ConfigError, match=r"RUN_NAME: expected .*found"):
+        rundir.validate_run_name(name)
+
+
+def test_preproc_run_dir_layout(tmp_path, configs):
+    run = rundir.create_run_dir(tmp_path / "pre", "example", configs, stage="preproc", actor="claire", now=NOW)
+    assert run.name == "250909_135508_example" and run.parent == (tmp_path / "pre").resolve()
+    cfg = run / "configs"
+    assert sorted(p.name for p in cfg.iterdir()) == [
+        "VERSION.md", "actor_info.json", "config_dataset_full.json", "config_dataset_modifier.json",
+        "config_preproc_full.json", "config_preproc_modifier.json", "info.txt", "state.json",
+    ]
+    assert read(cfg / "actor_info.json") == {"actor_name": "claire"}
+    assert (cfg / "info.txt").read_text() == ""  # RUN_INFO, no trailing newline
+    full = read(cfg / "config_dataset_full.json")
+    assert list(full) == sorted(full)  # the original's dir() order
+    assert full == configs.dataset.to_dict()
+    assert read(cfg / "config_preproc_modifier.json") == configs.modifiers["preproc"] == {
+        "RUN_NAME": "example", "RUN_INFO": ""
+    }
+    assert read(cfg / "config_dataset_modifier.json")["CACHE_FPS"] == {"claire": 30.0}
+    state = read(cfg / "state.json")
+    assert state["framework"]["version"] == (cfg / "VERSION.md").read_text().strip()
+    assert set(state["framework"]) >= {"git_branch", "git_commit", "git_clean"}
+    assert state["machine"]["hostname"] and state["stage"] == "preproc"
+    assert state["path_mapping"]["/datasets"] == str(tmp_path / "ds")
+    assert state["path_mapping"]["/workspace"] == str(tmp_path / "ws")
+    assert (run / "log.log").is_file()
+
+
+def test_train_run_dir_layout(tmp_path, configs):
+    configs.train.RUN_INFO = "two words"
+    run = rundir.create_run_dir(
+        tmp_path / "tr", "example-regression", configs, stage="train",
+        preproc_runs={"claire": "250909_135508_example"}, now=NOW,
+    )
+    cfg = run / "configs"
+    names = {p.name for p in cfg.iterdir()}
+    assert {"config_train_full.json", "config_train_modifier.json", "config_dataset_full.json",
+            "config_dataset_modifier.json", "preproc_info.json", "state.json", "info.txt"} <= names
+    assert "actor_info.json" not in names and "config_preproc_full.json" not in names
+    assert (cfg / "info.txt").read_text() == "two words"
+    assert read(cfg / "preproc_info.json") == {"preproc_run_name_full": {"claire": "250909_135508_example"}}
+    assert read(cfg / "config_train_modifier.json")["BATCH_SIZE"] == 4
+    assert read(cfg / "config_train_full.json")["CLIPS"] == configs.train.CLIPS
+
+
+def test_no_modifier_file_without_overrides(tmp_path):
+    run = rundir.create_run_dir(tmp_path, "base", config.load(None), stage="preproc", actor="a", now=NOW)
+    names = {p.name for p in (run / "configs").iterdir()}
+    assert "config_preproc_full.json" in names and "config_preproc_modifier.json" not in names
+
+
+def test_two_runs_in_one_second_get_distinct_ordered_names(tmp_path, configs):
+    first = rundir.create_run_dir(tmp_path, "example", configs, stage="preproc", actor="claire", now=NOW)
+    second = rundir.create_run_dir(tmp_path, "example", configs, stage="preproc", actor="claire", now=NOW)
+    assert first != second and re.match(r"^\d{6}_\d{6}_example$", second.name)
+    assert second.name > first.name
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == second
+
+
+def test_run_dir_rejects_bad_input(tmp_path, configs):
+    with pytest.raises(ConfigError, match="RUN_NAME"):
+        rundir.create_run_dir(tmp_path, "bad name", configs, stage="train")
+    with pytest.raises(ConfigError, match="stage: expected one of"):
+        rundir.create_run_dir(tmp_path, "ok", configs, stage="training")
+    with pytest.raises(ConfigError, match="actor name"):
+        rundir.create_run_dir(tmp_path, "ok", configs, stage="preproc", actor="a/b")
+    assert not any(tmp_path.iterdir())
+
+
+def test_log_file_mirrors_logging_and_follows_the_newest_run(tmp_path, configs):
+    first = rundir.create_run_dir(tmp_path, "one", configs, stage="train", now=NOW)
+    rundir.get_logger("a2f_jax.test").info("message for run one")
+    second = rundir.create_run_dir(tmp_path, "two", configs, stage="train", now=NOW)
+    rundir.get_logger("test").warning("message for run two")
+    logging.getLogger("some.library").info("library message")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    one, two = (first / "log.log").read_text(), (second / "log.log").read_text()
+    assert "[INFO] message for run one" in one and "message for run two" not in one
+    assert "[WARNING] message for run two" in two and "library message" in two
+    assert f"Run directory: {second}" in two
+    assert rundir.get_logger("x").name == "a2f_jax.x" and rundir.get_logger(__name__).name.startswith("a2f_jax.")
+
+
+def _preproc(root, actor, name, when, configs):
+    return rundir.create_run_dir(root, name, configs, stage="preproc", actor=actor, now=when, attach_log=False)
+
+
+def test_resolve_preproc_run(tmp_path, configs):
+    t = datetime.datetime(2025, 1, 1, 12, 0, 0)
+    a_old = _preproc(tmp_path, "claire", "example", t, configs)
+    b_new = _preproc(tmp_path, "mark", "example", t + datetime.timedelta(hours=2), configs)
+    a_new = _preproc(tmp_path, "claire", "example-min", t + datetime.timedelta(hours=1), configs)
+    (tmp_path / "not_a_run").mkdir()
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == a_new
+    assert rundir.resolve_preproc_run(tmp_path, "mark", "latest") == b_new
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest:example") == a_old
+    assert rundir.resolve_preproc_run(tmp_path, "claire", a_old.name) == a_old
+    assert [p.name for p in rundir.list_runs(tmp_path)] == [a_old.name, a_new.name, b_new.name]
+
+    with pytest.raises(ConfigError, match=r"expected a preprocessing run of actor 'anna' under .*found none"):
+        rundir.resolve_preproc_run(tmp_path, "anna", "latest")
+    with pytest.raises(ConfigError, match=r"found the placeholder 'XXXXXX_XXXXXX_example'"):
+        rundir.resolve_preproc_run(tmp_path, "claire", "XXXXXX_XXXXXX_example")
+    with pytest.raises(ConfigError, match=rf"found none \(did you mean '{a_old.name}'\?\)"):
+        rundir.resolve_preproc_run(tmp_path, "claire", a_old.name[:-1] + "X")
+    with pytest.raises(ConfigError, match=r"expected a preprocessing run of actor 'claire', found one of 'mark'"):
+        rundir.resolve_preproc_run(tmp_path, "claire", b_new.name)
+    with pytest.raises(ConfigError, match=r"PREPROC_RUN_NAME_FULL\['claire'\]"):
+        rundir.resolve_preproc_run(tmp_path, "claire", "../escape")
