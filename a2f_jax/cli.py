@@ -42,7 +42,9 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return overrides, rest
 
 
-def build_parser(description: str = "", extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    description: str = "", extra_args: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description,
         epilog="Overrides: --config.<file>.<KEY>=value, e.g. --config.train.BATCH_SIZE=4 "

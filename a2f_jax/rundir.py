@@ -262,6 +262,8 @@ def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) 
         raise ConfigError(f"{where}: expected a run directory {path}, found none{did_you_mean(name, existing)}")
     recorded = _run_actor(path)
     if recorded is not None and recorded != actor:
-        raise ConfigError(f"{where}: expected a preprocessing run of actor {actor!r}, found one of {recorded!r} ({path})")
+        raise ConfigError(
+            f"{where}: expected a preprocessing run of actor {actor!r}, found one of {recorded!r} ({path})"
+        )
     return path
 

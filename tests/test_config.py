@@ -447,7 +447,8 @@ def test_override_network_type_switches_bases(tmp_path):
         ("RUN_NAME=x", r"'RUN_NAME' exists in several configs; write preproc\.RUN_NAME or train\.RUN_NAME"),
         ("train.BATCH_SIZE=four", r"\[BATCH_SIZE\]: expected int, found str 'four'"),
         ("train.BATCH_SIZE", r"expected KEY=VALUE"),
-        ("train.NETWORK_HYPER_PARAMS.w2v_layers=2", r"'NETWORK_HYPER_PARAMS\.w2v_layers' \(did you mean 'w2v_num_layers'"),
+        ("train.NETWORK_HYPER_PARAMS.w2v_layers=2",
+         r"'NETWORK_HYPER_PARAMS\.w2v_layers' \(did you mean 'w2v_num_layers'"),
     ],
 )
 def test_bad_overrides(override, pattern):

@@ -112,23 +112,23 @@ def read_config_file(path: str | pathlib.Path) -> dict:
 
 
 def _choose_network_type(
-    network_type: str | None, cli_type: Any, file_mod: Mapping | None, train_file: pathlib.Path
+    requested: str | None, cli_type: Any, file_mod: Mapping | None, train_file: pathlib.Path
 ) -> str:
-    chosen = network_type
-    for where, value in (("command line", cli_type), (str(train_file), (file_mod or {}).get("NETWORK_TYPE"))):
-        if value is None:
-            continue
-        if value not in NETWORK_TYPES:
+    """The network type: the command line's NETWORK_TYPE, else config_train's, checked against `requested`."""
+    file_type = None if file_mod is None else file_mod.get("NETWORK_TYPE")
+    for where, value in (("command line", cli_type), (str(train_file), file_type)):
+        if value is not None and value not in NETWORK_TYPES:
             raise ConfigError(f"{where} [NETWORK_TYPE]: expected one of {NETWORK_TYPES}, found {value!r}")
-        if chosen is None:
-            chosen = value
-        elif chosen != value and where != "command line" and cli_type is None:
-            raise ConfigError(f"{where} [NETWORK_TYPE]: expected {chosen!r} (requested), found {value!r}")
-    if chosen is None:
+    effective, where = (cli_type, "command line") if cli_type is not None else (file_type, str(train_file))
+    if requested is not None:
+        if effective is not None and effective != requested:
+            raise ConfigError(f"{where} [NETWORK_TYPE]: expected {requested!r} (requested), found {effective!r}")
+        return requested
+    if effective is None:
         if file_mod is not None:
             raise ConfigError(f"{train_file} [NETWORK_TYPE]: expected 'regression' or 'diffusion', found nothing")
-        chosen = "regression"
-    return chosen
+        return "regression"
+    return effective
 
 
 def _check_actors(dataset: Mapping, source: str) -> None:
@@ -156,7 +156,8 @@ def load(
     """
     directory = None if config_dir is None else pathlib.Path(config_dir).resolve()
     if directory is not None and not directory.is_dir():
-        raise ConfigError(f"{config_dir}: expected a config directory, found {'a file' if directory.exists() else 'nothing'}")
+        found = "a file" if directory.exists() else "nothing"
+        raise ConfigError(f"{config_dir}: expected a config directory, found {found}")
     if network_type is not None and network_type not in NETWORK_TYPES:
         raise ConfigError(f"network_type: expected one of {NETWORK_TYPES}, found {network_type!r}")
 
@@ -185,6 +186,4 @@ def load(
             _check_actors(merged, str(paths[name]) if file_mods[name] is not None else "dataset config")
         resolved[name] = ml_collections.ConfigDict(expand_paths(merged))
 
-    if resolved["train"].NETWORK_TYPE != chosen:
-        raise ConfigError(f"{paths['train']} [NETWORK_TYPE]: expected {chosen!r}, found {resolved['train'].NETWORK_TYPE!r}")
     return Configs(**resolved, network_type=chosen, modifiers=modifiers, config_dir=directory)

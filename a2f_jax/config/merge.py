@@ -86,8 +86,7 @@ def check_modifier(mod: Mapping, base: Mapping, source: str, prefix: str = "") -
             hint = did_you_mean(key, list(base.keys()) + list(open_children))
             raise ConfigError(f"{source}: unknown config key '{path}'{hint}")
         base_value = base[key]
-        top_key = path.split(".")[0]
-        value = _check_type(value, base_value, top_key if not prefix else key, path, source)
+        value = _check_type(value, base_value, key, path, source)
         if isinstance(base_value, Mapping) and base_value and isinstance(value, Mapping):
             open_children = OPEN_CHILDREN.get(path, ())
             if "*" in open_children:
