@@ -556,7 +556,7 @@ def check_onnx_run(root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mappi
             if not np.all(np.isfinite(rows)):
                 _v(out, "onnx.run_finite", name, "finite result", "NaN/Inf")
             win = rf.regression_windows(audio, fps)[len(rows) // 2][None, None]
-            pair = run({"input": np.concatenate([win, win * 0.5]), "emotion": np.stack([emotion, emotion])[:, None]})["result"]
+            pair = run({"input": np.concatenate([win, 0.5 * win[..., ::-1] + 0.1]), "emotion": np.stack([emotion, emotion])[:, None]})["result"]
             single = run({"input": win, "emotion": emotion[None, None]})["result"]
             if not np.allclose(pair[0], single[0], atol=1e-4, rtol=1e-4):
                 _v(out, "onnx.batch_rows", name, "batch rows independent (|row0(B=2) - row0(B=1)| <= 1e-4)", float(np.abs(pair[0] - single[0]).max()))
@@ -573,7 +573,8 @@ def check_onnx_run(root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mappi
             win = rf.window_at(audio, 0, stream.buffer_len)[None]
             feeds1 = {"window": win, "identity": identity[None], "emotion": np.zeros((1, stream.center, stream.num_emotions), np.float32),
                       "input_latents": stream.zero_latents(1), "noise": noise[None]}
-            feeds2 = {k: (np.concatenate([v, v * 0.5], axis=2) if k == "input_latents" else np.concatenate([v, v * 0.5], axis=0)) for k, v in feeds1.items()}
+            other = lambda v: 0.5 * v[..., ::-1] + 0.1  # noqa: E731  a different second row
+            feeds2 = {k: np.ascontiguousarray(np.concatenate([v, other(v)], axis=2 if k == "input_latents" else 0)) for k, v in feeds1.items()}
             one, two = run(feeds1), run(feeds2)
             if two["output_latents"].shape != (stream.steps, stream.gru_layers, 2, stream.latent_dim):
                 _v(out, "onnx.run_shape", name, "output_latents [S, L, 2, 256] for batch 2", two["output_latents"].shape)

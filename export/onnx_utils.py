@@ -51,10 +51,46 @@ def export_onnx(
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_param") and d.dim_param == BATCH:
                 d.dim_param = BATCH_DIM_NAME
+    if opset < 15:
+        lower_shape_slices(model)
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise DataError(f"{model_name}: exported ONNX graph is not valid at opset {opset}: {exc}") from exc
     problems = validate_io(model, inputs, outputs)
     if problems:
         raise DataError(f"{model_name}: exported ONNX graph does not match the contract: " + "; ".join(problems))
     return model
+
+
+def lower_shape_slices(model: Any) -> int:
+    """Rewrite `Shape(x, start, end)` (opset >= 15 attributes, which jax2onnx emits for batch-size
+    expressions even at opset 14) into `Shape(x)` + `Slice`. Returns the number of nodes rewritten."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    new_nodes, count = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type != "Shape" or not ({"start", "end"} & set(attrs)):
+            new_nodes.append(node)
+            continue
+        count += 1
+        full = f"{node.output[0]}__full_shape"
+        names = [f"{node.output[0]}__{k}" for k in ("starts", "ends", "axes")]
+        values = [attrs.get("start", 0), attrs.get("end", np.iinfo(np.int64).max), 0]
+        for n, v in zip(names, values):
+            graph.initializer.append(numpy_helper.from_array(np.array([v], np.int64), n))
+        new_nodes.append(helper.make_node("Shape", [node.input[0]], [full], name=f"{node.name}__shape"))
+        new_nodes.append(helper.make_node("Slice", [full] + names, list(node.output), name=f"{node.name}__slice"))
+    if count:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    assert isinstance(model, onnx.ModelProto)
+    return count
 
 
 def validate_io(model: Any, inputs: Sequence[tuple[str, Shape]], outputs: Sequence[tuple[str, Shape]]) -> list[str]:
