@@ -196,7 +196,7 @@ def create_run_dir(
     if actor is not None:
         atomic_write_json(cfg_dir / "actor_info.json", {"actor_name": actor})
     if stage == "train":
-        runs = dict(configs.train.PREPROC_RUN_NAME_FULL) if preproc_runs is None else dict(preproc_runs)
+        runs = _resolved_preproc_runs(configs) if preproc_runs is None else dict(preproc_runs)
         atomic_write_json(cfg_dir / "preproc_info.json", {"preproc_run_name_full": runs})
     atomic_write_json(cfg_dir / "state.json", state_info(stage))
     if attach_log:
@@ -205,6 +205,17 @@ def create_run_dir(
     else:
         (run_dir / LOG_FILE_NAME).touch()
     return run_dir
+
+
+def _resolved_preproc_runs(configs: Configs) -> dict[str, str]:
+    """PREPROC_RUN_NAME_FULL with "latest" names replaced by the run they point to now (where one exists)."""
+    runs = {}
+    for actor, name in configs.train.PREPROC_RUN_NAME_FULL.items():
+        try:
+            runs[actor] = resolve_preproc_run(configs.train.PREPROC_ROOT, actor, name).name
+        except ConfigError:
+            runs[actor] = name  # recorded as written; training reports the problem itself
+    return runs
 
 
 def _run_actor(run_dir: pathlib.Path) -> str | None:

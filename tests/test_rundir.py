@@ -153,3 +153,14 @@ def test_resolve_preproc_run(tmp_path, configs):
         rundir.resolve_preproc_run(tmp_path, "claire", b_new.name)
     with pytest.raises(ConfigError, match=r"PREPROC_RUN_NAME_FULL\['claire'\]"):
         rundir.resolve_preproc_run(tmp_path, "claire", "../escape")
+
+
+def test_train_run_records_latest_preproc_run_resolved(tmp_path, configs):
+    pre = _preproc(tmp_path / "pre", "claire", "example", NOW, configs)
+    configs.train.PREPROC_ROOT = str(tmp_path / "pre")
+    configs.train.PREPROC_RUN_NAME_FULL = {"claire": "latest", "mark": "latest"}
+    run = rundir.create_run_dir(tmp_path / "tr", "train", configs, stage="train", attach_log=False)
+    # mark has no preproc run yet: the name is recorded as written.
+    assert read(run / "configs" / "preproc_info.json") == {
+        "preproc_run_name_full": {"claire": pre.name, "mark": "latest"}
+    }
