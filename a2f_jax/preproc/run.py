@@ -1,0 +1,41 @@
+"""One preprocessing run for one actor: run folder, skin, tongue, deploy artifacts (spec §3)."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import time
+
+from a2f_jax import rundir
+from a2f_jax.config import Configs
+from a2f_jax.preproc.deploy_artifacts import run_deploy
+from a2f_jax.preproc.skin import run_skin
+from a2f_jax.preproc.tongue import run_tongue
+
+log = logging.getLogger(__name__)
+_RULE = "-" * 80
+
+
+def run(configs: Configs, actor: str) -> pathlib.Path:
+    """Preprocess `actor` with the resolved `configs`; returns the run dir
+    `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>` holding the artifact tree of spec §3.9."""
+    rundir.setup_logging()
+    preproc, dataset = configs.preproc, configs.dataset
+    run_name = rundir.validate_run_name(preproc.RUN_NAME, "preproc config [RUN_NAME]")
+    rundir.validate_run_name(actor, "actor name")
+    run_dir = rundir.create_run_dir(preproc.PREPROC_OUTPUT_ROOT, run_name, configs, stage="preproc", actor=actor)
+    try:
+        t0 = time.time()
+        log.info(_RULE)
+        log.info(f"Preprocessing run: {run_dir.name} (actor {actor})")
+        log.info(_RULE)
+        run_skin(preproc, dataset, actor, run_dir)
+        run_tongue(preproc, dataset, actor, run_dir)
+        run_deploy(preproc, dataset, actor, run_dir, configs.modifiers.get("dataset"))
+        log.info(f"Total preprocessing time: {time.time() - t0:.2f} sec")
+        log.info(_RULE)
+        log.info(f"Preproc Run Name Full: {run_dir.name}")
+        log.info(_RULE)
+    finally:
+        rundir.detach_log_file()
+    return run_dir
