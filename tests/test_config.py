@@ -461,3 +461,27 @@ def test_parse_value():
     assert config.parse_value("None") is None and config.parse_value("[1, (2, 3)]") == [1, (2, 3)]
     assert config.parse_value("hello world") == "hello world" and config.parse_value("'4'") == "4"
     assert config.parse_value("/path/to/x.wav") == "/path/to/x.wav"
+
+
+def test_paths_become_strings_and_non_json_values_are_rejected(tmp_path):
+    d = write_dir(
+        tmp_path / "c",
+        dataset="""
+        import pathlib
+        ACTOR_NAMES = ["a"]
+        AUDIO_ROOT = {"a": pathlib.Path("/x/audio")}
+        SKIN_CACHE_ROOT = {"a": "/x/skin"}
+        CACHE_FPS = {"a": 30}
+        """,
+    )
+    assert config.load(d).dataset.AUDIO_ROOT.a == "/x/audio"
+    d = write_dir(tmp_path / "e", dataset="import fractions\nCACHE_FPS = {'a': fractions.Fraction(1, 3)}\n")
+    with pytest.raises(ConfigError, match=r"config_dataset\.py \[CACHE_FPS\.a\]: expected a JSON-compatible value"):
+        config.load(d)
+
+
+@pytest.mark.parametrize("fps", ["'30'", "0", "-1.0", "True"])
+def test_cache_fps_must_be_a_positive_number(tmp_path, fps):
+    d = write_dir(tmp_path / "c", dataset=f"CACHE_FPS = {{'a': {fps}}}\n")
+    with pytest.raises(ConfigError, match=r"config_dataset\.py \[CACHE_FPS\['a'\]\]: expected a positive number"):
+        config.load(d)

@@ -23,7 +23,7 @@ from a2f_jax.config import base as base_lib
 from a2f_jax.config.base import CONFIG_TYPES, MANDATORY_ACTOR_KEYS, NETWORK_TYPES
 from a2f_jax.config.merge import check_modifier, deep_merge, expand_paths, to_json_types
 from a2f_jax.config.overrides import override_network_type, overrides_to_modifiers
-from a2f_jax.errors import ConfigError
+from a2f_jax.errors import ConfigError, describe
 
 CONFIG_FILES = {name: f"config_{name}.py" for name in CONFIG_TYPES}
 
@@ -142,6 +142,10 @@ def _check_actors(dataset: Mapping, source: str) -> None:
                 f"{list(dataset['ACTOR_NAMES'])}, found none for {missing} "
                 f"(write {key} = {{{missing[0]!r}: ...}})"
             )
+    for actor, fps in (dataset.get("CACHE_FPS") or {}).items():
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
+            expected = "a positive number of frames per second"
+            raise ConfigError(describe(source, f"CACHE_FPS[{actor!r}]", expected, repr(fps)))
 
 
 def load(

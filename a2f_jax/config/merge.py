@@ -70,6 +70,29 @@ def _check_type(value: Any, base: Any, key: str, path: str, source: str) -> Any:
     return value
 
 
+def plain_value(value: Any, path: str, source: str) -> Any:
+    """A copy of a user value in JSON-compatible types: paths become strings, tuples stay tuples (made
+    lists later), dict keys become strings. Anything else (numpy scalars, objects) is an error."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float)) or isinstance(k, bool):
+                raise ConfigError(describe(source, f"{path}[{k!r}]", "a string key", f"{type_name(k)} key"))
+            out[str(k)] = plain_value(v, f"{path}.{k}", source)
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [plain_value(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise ConfigError(
+        describe(source, path, "a JSON-compatible value (str, int, float, bool, None, list, tuple, dict)",
+                 f"{type_name(value)} {value!r}")
+    )
+
+
 def check_modifier(mod: Mapping, base: Mapping, source: str, prefix: str = "") -> dict:
     """Validate `mod` against `base`; return a checked copy (ints cast to float where the base is float).
 
@@ -77,24 +100,25 @@ def check_modifier(mod: Mapping, base: Mapping, source: str, prefix: str = "") -
     """
     checked: dict = {}
     for key, value in mod.items():
+        key = str(key)
         path = f"{prefix}{key}"
+        value = plain_value(value, path, source)
         if key not in base:
             open_children = OPEN_CHILDREN.get(prefix.rstrip("."), ())
             if "*" in open_children or key in open_children:
-                checked[key] = copy.deepcopy(value)
+                checked[key] = value
                 continue
             hint = did_you_mean(key, list(base.keys()) + list(open_children))
             raise ConfigError(f"{source}: unknown config key '{path}'{hint}")
         base_value = base[key]
         value = _check_type(value, base_value, key, path, source)
         if isinstance(base_value, Mapping) and base_value and isinstance(value, Mapping):
-            open_children = OPEN_CHILDREN.get(path, ())
-            if "*" in open_children:
-                checked[key] = copy.deepcopy(dict(value))
+            if "*" in OPEN_CHILDREN.get(path, ()):
+                checked[key] = value
             else:
                 checked[key] = check_modifier(value, base_value, source, prefix=f"{path}.")
         else:
-            checked[key] = copy.deepcopy(value)
+            checked[key] = value
     return checked
 
 
