@@ -1,0 +1,27 @@
+"""Bundle a finished training run for Maya-ACE / the Audio2Face-3D SDK.
+
+    python scripts/deploy.py --config configs/<name> --run <training run dir or name> [--onnx network.onnx] [--no-check-run]
+
+Writes `<FINAL_DEPLOY_ROOT>/<run name>/` (network.onnx, network_info.json, model.json, model_config*.json,
+model_data*.npz, implicit_emo_db.npz for regression, trt_info.json, blendshape files, README.md), checks it
+against the consumer contract and only then renames it into place.
+"""
+
+import logging
+
+from a2f_jax import cli
+from export import bundle
+
+
+def _extra(parser):
+    parser.add_argument("--run", required=True, help="training run dir, or its name under TRAIN_OUTPUT_ROOT")
+    parser.add_argument("--onnx", help="use this network.onnx instead of the run's (or exporting its checkpoint)")
+    parser.add_argument("--out-root", help="write under this folder instead of FINAL_DEPLOY_ROOT")
+    parser.add_argument("--no-check-run", action="store_true", help="check the bundle statically only (no onnxruntime run)")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configs, args = cli.parse(description=__doc__, extra_args=_extra)
+    out = bundle.deploy_run(configs, args.run, onnx_model=args.onnx, out_root=args.out_root, run_onnx=not args.no_check_run)
+    print(out)
