@@ -485,3 +485,13 @@ def test_cache_fps_must_be_a_positive_number(tmp_path, fps):
     d = write_dir(tmp_path / "c", dataset=f"CACHE_FPS = {{'a': {fps}}}\n")
     with pytest.raises(ConfigError, match=r"config_dataset\.py \[CACHE_FPS\['a'\]\]: expected a positive number"):
         config.load(d)
+
+
+def test_missing_actor_value_suggests_a_misspelt_actor(tmp_path):
+    d = write_dir(
+        tmp_path / "c",
+        dataset="ACTOR_NAMES = ['claire']\nAUDIO_ROOT = {'clarie': '/a'}\n",
+    )
+    with pytest.raises(ConfigError, match=r"\[AUDIO_ROOT\].*found none for \['claire'\] \(it has \['clarie'\] "
+                                          r"\(did you mean 'clarie'\?\)\)"):
+        config.load(d)

@@ -21,7 +21,7 @@ import ml_collections
 
 from a2f_jax.config import base as base_lib
 from a2f_jax.config.base import CONFIG_TYPES, MANDATORY_ACTOR_KEYS, NETWORK_TYPES
-from a2f_jax.config.merge import check_modifier, deep_merge, expand_paths, to_json_types
+from a2f_jax.config.merge import check_modifier, deep_merge, did_you_mean, expand_paths, to_json_types
 from a2f_jax.config.overrides import override_network_type, overrides_to_modifiers
 from a2f_jax.errors import ConfigError, describe
 
@@ -139,8 +139,8 @@ def _check_actors(dataset: Mapping, source: str) -> None:
         if missing:
             raise ConfigError(
                 f"{source} [{key}]: expected a value for every actor in ACTOR_NAMES "
-                f"{list(dataset['ACTOR_NAMES'])}, found none for {missing} "
-                f"(write {key} = {{{missing[0]!r}: ...}})"
+                f"{list(dataset['ACTOR_NAMES'])}, found none for {missing}"
+                + (f" (it has {sorted(per_actor)}{did_you_mean(missing[0], per_actor)})" if per_actor else "")
             )
     for actor, fps in (dataset.get("CACHE_FPS") or {}).items():
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
