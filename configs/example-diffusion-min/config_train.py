@@ -1,7 +1,10 @@
 """Training of the example.
 
 Same values as the original's configs/example-diffusion-min/config_train.py. Run:
-    python scripts/train.py --config configs/example-diffusion-min
+    python scripts/train.py --config configs/example-diffusion-min \
+        --config.train.PREPROC_RUN_NAME_FULL.claire=latest
+PREPROC_RUN_NAME_FULL holds the original's placeholder: replace it with the run name printed at the end
+of preprocessing, or pass "latest" (the newest preprocessing run of the actor) as above.
 """
 
 import ml_collections
