@@ -360,6 +360,10 @@ def test_accepted_type_variants(tmp_path):
     assert tr.MAX_TRAIN_STEPS == 10
     tr.MAX_TRAIN_STEPS = 20  # a loaded ConfigDict stays editable
     assert tr.MAX_TRAIN_STEPS == 20
+    assert tr.PRETRAINED_NET_FPATH is None
+    tr.PRETRAINED_NET_FPATH = "/net.pth"  # None default -> value
+    tr.PREPROC_RUN_NAME_FULL = {"mark": "latest"}  # per-actor dict -> other actor keys
+    assert tr.PRETRAINED_NET_FPATH == "/net.pth" and tr.PREPROC_RUN_NAME_FULL.to_dict() == {"mark": "latest"}
 
 
 @pytest.mark.parametrize("key", ["AUDIO_ROOT", "SKIN_CACHE_ROOT", "CACHE_FPS"])
