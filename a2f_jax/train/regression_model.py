@@ -25,12 +25,27 @@ def encoder_config(tcfg: Any) -> tuple[Any, Any]:
     if tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False):
         log.warning("AUDIO_ENCODER_RANDOM_INIT=True: the audio encoder has RANDOM weights (fine for tests and "
                     "the demo, useless for a real model); set AUDIO_ENCODER_SNAPSHOT to a local snapshot instead")
-        return audio_encoder.EncoderConfig.from_dict(overrides, base="wav2vec2-base"), None
+        return audio_encoder.TORCHAUDIO_WAV2VEC2_BASE.replace(**_tuples(overrides)).extract_features_mode(), None
     if overrides:
         raise ConfigError("config_train [AUDIO_ENCODER_CONFIG_OVERRIDES]: expected {} with a pretrained snapshot "
                           f"(overrides only apply to random init), found {overrides}")
-    cfg, params = encoder_weights.load_pretrained(str(tcfg.AUDIO_ENCODER_SNAPSHOT))
-    return cfg, params
+    num_layers = int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1))
+    cfg, params = encoder_weights.load_pretrained(str(tcfg.AUDIO_ENCODER_SNAPSHOT), num_layers)
+    return cfg.extract_features_mode(), params
+
+
+def _tuples(d: Mapping[str, Any]) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def encoder_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def encoder_from_dict(d: Mapping[str, Any]) -> Any:
+    from a2f_jax.models.audio_encoder import EncoderConfig
+
+    return EncoderConfig(**_tuples(d))
 
 
 @dataclasses.dataclass
@@ -104,12 +119,10 @@ def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions:
     params = network_params(tcfg, channel_sizes, explicit_emotions)
     window = int(tcfg.AUDIO_PARAMS["buffer_len"])
     model = build(params, enc_cfg, window)
-    model_def = {"network": "conv_w2v_autocorr", "params": params, "encoder": enc_cfg.to_dict(), "window": window}
+    model_def = {"network": "conv_w2v_autocorr", "params": params, "encoder": encoder_to_dict(enc_cfg), "window": window}
     return model, model_def, enc_params
 
 
 def from_model_def(model_def: Mapping[str, Any]) -> RegressionModel:
     """Rebuild the model saved in a run dir's `model_def.json`."""
-    from a2f_jax.models import audio_encoder
-
-    return build(model_def["params"], audio_encoder.EncoderConfig.from_dict(model_def["encoder"]), int(model_def["window"]))
+    return build(model_def["params"], encoder_from_dict(model_def["encoder"]), int(model_def["window"]))

@@ -308,3 +308,22 @@ def export_results(setup: RegressionSetup, params: Any, run_dir: pathlib.Path) -
         db.compactify([(setup.data.shots[c.shot_index].id, c.first, c.last) for c in setup.data.clips])
     db.save_npz(run_dir / "deploy" / "implicit_emo_db.npz")
     db.save_pkl(run_dir / "implicit_emo_db.pkl")
+    save_params(run_dir / PARAMS_FILE, params)
+
+
+PARAMS_FILE = "params.msgpack"  # final parameters {"net", "emo_db"}, self-contained (no optimizer state)
+
+
+def save_params(path: pathlib.Path, params: Any) -> None:
+    from flax import serialization
+
+    from a2f_jax.io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, params)))
+
+
+def load_params(path: pathlib.Path) -> Any:
+    from flax import serialization
+
+    return serialization.msgpack_restore(pathlib.Path(path).read_bytes())
