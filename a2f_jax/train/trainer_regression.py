@@ -228,7 +228,8 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         run_dir = pathlib.Path(resume)
         rundir.attach_log_file(run_dir)
     else:
-        run_dir = rundir.create_run_dir(tcfg.TRAIN_OUTPUT_ROOT, tcfg.RUN_NAME, configs, stage="train")
+        runs = {a: art.preproc_dir.name for a, art in setup.data.artifacts.items() if art.preproc_dir is not None}
+        run_dir = rundir.create_run_dir(tcfg.TRAIN_OUTPUT_ROOT, tcfg.RUN_NAME, configs, stage="train", preproc_runs=runs)
         write_run_metadata(setup, run_dir)
 
     state, opt = init_state(setup, steps_per_epoch, seed_model)
@@ -296,8 +297,6 @@ def write_run_metadata(setup: RegressionSetup, run_dir: pathlib.Path) -> None:
     atomic_write_json(run_dir / "network_info_full.json", full)
     atomic_write_json(run_dir / "deploy" / "trt_info.json", trt)
     atomic_write_json(run_dir / "model_def.json", setup.model_def)
-    atomic_write_json(run_dir / "configs" / "preproc_info.json", {"preproc_run_name_full": {
-        a: (art.preproc_dir.name if art.preproc_dir else None) for a, art in setup.data.artifacts.items()}})
 
 
 def export_results(setup: RegressionSetup, params: Any, run_dir: pathlib.Path) -> None:
