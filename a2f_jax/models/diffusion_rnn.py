@@ -1,0 +1,510 @@
+"""The diffusion network `diffusion_rnn` (spec §2.1–2.6) in Flax Linen.
+
+x̂0 = net(x_t [B, T, C], t [B] original diffusion index, audio [B, N], actor_vec [B, A], emotion_vec [B, E])
+with C = 3Vs + 3Vt + jaw + eye (skin xyz, tongue xyz, jaw, eye), in rescaled absolute coordinates:
+the per-actor mean geometry is added inside the network.
+
+Pipeline: HuBERT (`AudioEncoder`, last hidden state, 50 fps) → linear alignment to T frames
+(align_corners, 60 fps; 30 fps interpolates to 2T and folds pairs) → Linear to 256;
+per-frame geometry embedding of x_t (285); actor / timestep (Mish) / emotion tokens;
+a 2-layer torch-layout GRU (861 → 256); four Linear-ReLU-Linear heads (last layers zero-initialised);
++ actor_vec @ mean_geometry.
+
+Beyond the original: batch > 1 with right padding. `mask` [B, T] (1 = real frame) keeps the GRU state
+on padded frames, and `audio_lengths` [B] (real samples per item) aligns each item's own HuBERT frames to
+its own frame count, exactly as the unpadded item alone. The HuBERT encoder itself has no padding mask
+(group norm over time and bidirectional attention see the padded audio); `condition` therefore also
+accepts encoder features computed per item (see `encode`), which is exact.
+
+Parameter paths mirror the original's state dict (`proj_hubert`, `geometry_embedding/skin_embedding/0`,
+`final_layer_skin/2`, `proj_time/0`, `gru/weight_ih_l0`, `audio_model/...`), so a torch checkpoint maps by
+splitting keys on "." (Linear kernels are the transposed torch weights, Conv1d kernels [k, in, out]).
+The call is pure: constants are NumPy, no Python branching on traced values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from a2f_jax.errors import ConfigError
+from a2f_jax.models.gru import TorchGRU
+
+Array = jax.Array
+
+HUBERT_FPS = 50
+ENCODER_SCOPE = "audio_model"  # the encoder's Linen scope (the original's `audio_model`)
+# The original freezes the conv feature encoder, the feature projection and transformer blocks 0 and 1.
+FROZEN_ENCODER_PREFIXES = ("feature_extractor", "feature_projection", "encoder/layers_0", "encoder/layers_1")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Configuration and per-actor constants
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionNetConfig:
+    """Sizes of `diffusion_rnn` (NETWORK_HYPER_PARAMS + dataset-derived sizes) and the encoder config."""
+
+    skin_dim: int  # 3·Vs
+    tongue_dim: int  # 3·Vt
+    num_actors: int
+    num_emotions: int
+    jaw_dim: int = 15
+    eye_dim: int = 4
+    target_fps: int = 60
+    diffusion_steps: int = 1000
+    feature_dim: int = 256
+    tongue_latent_dim: int = 10
+    jaw_latent_dim: int = 15
+    eye_latent_dim: int = 4
+    gru_feature_dim: int = 256
+    num_gru_layers: int = 2
+    emo_embedding_dim: int = 32
+    actor_embedding_dim: int = 32
+    hubert_feature_dim: int = 768
+    gru_dropout: float = 0.3
+    encoder: Any = None  # audio_encoder.EncoderConfig
+    encoder_layers: int | None = None  # None: all blocks (the original uses HuBERT's last hidden state)
+    gru_unroll: int = 1
+    # STREAMING_CFG of TARGET_FPS: (left_truncate, block_frame_size, right_truncate)
+    streaming: tuple[int, int, int] = (15, 30, 15)
+
+    def __post_init__(self) -> None:
+        if self.target_fps not in (30, 60):
+            raise ConfigError(f"config_train [TARGET_FPS]: expected 30 or 60 for diffusion_rnn, found {self.target_fps}")
+        hidden = None if self.encoder is None else self.encoder.hidden_size
+        if hidden is not None:
+            want = hidden * (2 if self.target_fps == 30 else 1)
+            if self.hubert_feature_dim != want:
+                raise ConfigError(
+                    f"config_train [NETWORK_HYPER_PARAMS.hubert_feature_dim]: expected {want} at TARGET_FPS "
+                    f"{self.target_fps} (encoder hidden size {hidden}), found {self.hubert_feature_dim}"
+                )
+        if self.skin_dim % 3 or self.tongue_dim % 3:
+            raise ConfigError(f"diffusion_rnn: skin/tongue dims must be multiples of 3, found {self.skin_dim}, {self.tongue_dim}")
+
+    @property
+    def output_dim(self) -> int:
+        return self.skin_dim + self.tongue_dim + self.jaw_dim + self.eye_dim
+
+    @property
+    def gru_input_dim(self) -> int:
+        return (
+            self.feature_dim * 3 + self.emo_embedding_dim + self.actor_embedding_dim
+            + self.tongue_latent_dim + self.jaw_latent_dim + self.eye_latent_dim
+        )
+
+    @classmethod
+    def from_train_config(
+        cls,
+        tcfg: Mapping[str, Any],
+        *,
+        skin_dim: int,
+        tongue_dim: int,
+        jaw_dim: int,
+        eye_dim: int,
+        num_actors: int,
+        num_emotions: int,
+        encoder: Any,
+    ) -> "DiffusionNetConfig":
+        """From a train config (NETWORK_HYPER_PARAMS, TARGET_FPS, DIFFUSION_STEPS, STREAMING_CFG) and dataset sizes."""
+        hp = dict(tcfg["NETWORK_HYPER_PARAMS"])
+        fps = float(tcfg["TARGET_FPS"])
+        if fps not in (30.0, 60.0):
+            raise ConfigError(f"config_train [TARGET_FPS]: expected 30 or 60 for diffusion_rnn, found {fps}")
+        known = {
+            "feature_dim", "jaw_latent_dim", "tongue_latent_dim", "eye_latent_dim", "gru_feature_dim",
+            "num_gru_layers", "emo_embedding_dim", "actor_embedding_dim", "hubert_feature_dim",
+        }
+        unknown = set(hp) - known
+        if unknown:
+            raise ConfigError(f"config_train [NETWORK_HYPER_PARAMS]: expected keys {sorted(known)}, found {sorted(unknown)}")
+        sc = dict(tcfg["STREAMING_CFG"])[str(int(fps))]
+        return cls(
+            skin_dim=skin_dim, tongue_dim=tongue_dim, jaw_dim=jaw_dim, eye_dim=eye_dim, num_actors=num_actors,
+            num_emotions=num_emotions, target_fps=int(fps), diffusion_steps=int(tcfg["DIFFUSION_STEPS"]),
+            encoder=encoder, streaming=(int(sc["left_truncate"]), int(sc["block_frame_size"]), int(sc["right_truncate"])),
+            **{k: int(v) for k, v in hp.items()},
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ActorConstants:
+    """Per-actor constants baked into the network (identity-hashed so the module stays hashable).
+
+    mean_geometry [A, C] (preproc `mean_geometry.npy`, rescaled; zeros on jaw/eye), and the scales
+    scale_skin / scale_tongue / scale_jaw / scale_eye [A] used by the delta output of the export.
+    """
+
+    mean_geometry: np.ndarray
+    scale_skin: np.ndarray | None = None
+    scale_tongue: np.ndarray | None = None
+    scale_jaw: np.ndarray | None = None
+    scale_eye: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean_geometry", np.asarray(self.mean_geometry, np.float32))
+        for name in ("scale_skin", "scale_tongue", "scale_jaw", "scale_eye"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, np.asarray(v, np.float32).reshape(-1))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _uniform(bound: float) -> nn.initializers.Initializer:
+    def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Linear(nn.Module):
+    """torch.nn.Linear over the last axis: kernel [in, out] (= torch weight.T), bias [out], torch default init.
+
+    `zero_init` gives the zero weights and bias of the original's head output layers.
+    """
+
+    features: int
+    use_bias: bool = True
+    zero_init: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        fan_in = x.shape[-1]
+        init = nn.initializers.zeros if self.zero_init else _uniform(1.0 / math.sqrt(fan_in))
+        y = jnp.dot(x, self.param("kernel", init, (fan_in, self.features)))
+        if self.use_bias:
+            y = y + self.param("bias", init, (self.features,))
+        return y
+
+
+class FeatureConv1d(nn.Module):
+    """torch Conv1d(1, 1, kernel_size=9, padding=4) applied along the feature vector of each frame.
+
+    kernel [9, 1, 1] (torch weight [1, 1, 9] transposed), bias [1]. Written as 9 shifted slices (a
+    cross-correlation, as torch), which keeps the graph small and exports to plain ONNX ops.
+    """
+
+    kernel_size: int = 9
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:  # [..., F] -> [..., F]
+        k = self.kernel_size
+        pad = k // 2
+        bound = 1.0 / math.sqrt(k)
+        w = self.param("kernel", _uniform(bound), (k, 1, 1))
+        b = self.param("bias", _uniform(bound), (1,))
+        f = x.shape[-1]
+        xp = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)])
+        out = b[0] + sum(w[j, 0, 0] * xp[..., j : j + f] for j in range(k))
+        return out
+
+
+class LinearConv(nn.Module):
+    """torch Sequential(Linear(in, features), Conv1d(1, 1, 9, padding=4), ReLU): submodules "0" and "1"."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        return nn.relu(FeatureConv1d(name="1")(Linear(self.features, name="0")(x)))
+
+
+class TwoLayer(nn.Module):
+    """torch Sequential(Linear(in, hidden), ReLU, Linear(hidden, out)[, ReLU]): submodules "0" and "2".
+
+    `zero_last` zero-initialises the last Linear (the original's output heads).
+    """
+
+    hidden: int
+    out: int
+    relu_out: bool = False
+    zero_last: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        y = Linear(self.out, zero_init=self.zero_last, name="2")(nn.relu(Linear(self.hidden, name="0")(x)))
+        return nn.relu(y) if self.relu_out else y
+
+
+class TimeProjection(nn.Module):
+    """torch Sequential(Linear(steps, F), Mish) on the one-hot timestep: submodule "0"."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, t_onehot: Array) -> Array:
+        return jax.nn.mish(Linear(self.features, name="0")(t_onehot))
+
+
+class EmbedGeometry(nn.Module):
+    """Per-frame embedding of x_t [B, T, C] → [B, T, F + tongue + jaw + eye latent] (spec §2.4)."""
+
+    cfg: DiffusionNetConfig
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        c = self.cfg
+        s, tg, j = c.skin_dim, c.tongue_dim, c.jaw_dim
+        skin, tongue = x[..., :s], x[..., s : s + tg]
+        jaw, eye = x[..., s + tg : s + tg + j], x[..., s + tg + j :]
+        skin = LinearConv(2 * c.feature_dim, name="skin_embedding")(skin)
+        tongue = LinearConv(2 * c.tongue_latent_dim, name="tongue_embedding")(tongue)
+        jaw = TwoLayer(2 * c.jaw_latent_dim, 2 * c.jaw_latent_dim, relu_out=True, name="jaw_embedding")(jaw)
+        eye = TwoLayer(2 * c.eye_latent_dim, 2 * c.eye_latent_dim, relu_out=True, name="eye_embedding")(eye)
+        total = c.feature_dim + c.tongue_latent_dim + c.jaw_latent_dim + c.eye_latent_dim
+        h = jnp.concatenate([skin, tongue, jaw, eye], axis=-1)
+        return TwoLayer(2 * total, total, name="final")(h)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Alignment of 50 fps encoder frames to animation frames (`interp_input`)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def linear_align_indices(src_len: int, out_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower [out], upper [out], weight [out]) of the original's `linear1d(align_corners=True)`.
+
+    Float32 arithmetic as the original: scale = (src − 1)/(out − 1); x = i·scale; lower = floor(x),
+    upper = min(ceil(x), src − 1), weight = x − floor(x).
+    """
+    scale = np.float32(max(src_len - 1.0, 0.0)) / np.float32(out_len - 1.0) if out_len > 1 else np.float32(0.0)
+    x = np.arange(out_len).astype(np.float32) * np.float32(scale)
+    lo = np.floor(x)
+    w = (x - lo).astype(np.float32)
+    up = np.minimum(np.ceil(x), src_len - 1)
+    return np.maximum(lo, 0).astype(np.int32), up.astype(np.int32), w
+
+
+def align_features(feats: Array, num_frames: int, target_fps: int, src_lengths: Array | None = None,
+                   out_lengths: Array | None = None) -> Array:
+    """Encoder features [B, T50, D] → [B, T, D·(60/fps)] (`interp_input`).
+
+    Without lengths the indices are NumPy constants. With `src_lengths` / `out_lengths` [B] (real encoder
+    frames, real animation frames per item) each item is aligned on its own lengths, so a right-padded
+    item matches the unpadded item on its real frames; frames past `out_lengths` are don't-care.
+    """
+    b, t50, d = feats.shape
+    fold = 2 if target_fps == 30 else 1
+    out_len = fold * num_frames
+    if src_lengths is None and out_lengths is None:
+        lo, up, w = linear_align_indices(t50, out_len)
+        a = jnp.take(feats, jnp.asarray(lo), axis=1)
+        c = jnp.take(feats, jnp.asarray(up), axis=1)
+        wj = jnp.asarray(w)[None, :, None]
+    else:
+        src = jnp.full((b,), t50, jnp.int32) if src_lengths is None else jnp.asarray(src_lengths, jnp.int32)
+        out = jnp.full((b,), num_frames, jnp.int32) if out_lengths is None else jnp.asarray(out_lengths, jnp.int32)
+        out = out * fold
+        # Same float32 formula as above, per item.
+        scale = jnp.where(
+            out > 1, jnp.maximum(src - 1, 0).astype(jnp.float32) / jnp.maximum(out - 1, 1).astype(jnp.float32), 0.0
+        )
+        x = jnp.arange(out_len, dtype=jnp.float32)[None, :] * scale[:, None]  # [B, out]
+        lo_f = jnp.floor(x)
+        wj = (x - lo_f)[..., None]
+        lo = jnp.clip(lo_f.astype(jnp.int32), 0, t50 - 1)
+        up = jnp.clip(jnp.minimum(jnp.ceil(x).astype(jnp.int32), src[:, None] - 1), 0, t50 - 1)
+        a = jnp.take_along_axis(feats, lo[..., None], axis=1)
+        c = jnp.take_along_axis(feats, up[..., None], axis=1)
+    aligned = a * (1.0 - wj) + c * wj
+    return aligned.reshape(b, num_frames, fold * d)
+
+
+def encoder_frame_counts(encoder_cfg: Any, num_samples: Array) -> Array:
+    """Frames the conv feature encoder makes from `num_samples` [B] samples (traced-friendly)."""
+    n = jnp.asarray(num_samples, jnp.int32)
+    for k, s in zip(encoder_cfg.conv_kernel, encoder_cfg.conv_stride):
+        n = (n - k) // s + 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------------------
+
+
+class DiffusionRNN(nn.Module):
+    """`diffusion_rnn`. Methods (use `apply(..., method=...)`):
+
+    - `__call__(x_t, t, audio, actor_vec, emotion_vec, mask=None, audio_lengths=None, *, train)` → x̂0 [B, T, C]
+      (training / offline mode, zero initial GRU state);
+    - `encode(audio, *, train)` → HuBERT last hidden state [B, T50, H];
+    - `condition(hidden, num_frames, mask=None, feature_lengths=None)` → audio tokens [B, T, F];
+    - `denoise(x_t, t, audio_tokens, actor_vec, emotion_vec, h0=None, mask=None, *, crop=False, train)`
+      → (x̂0 [B, T, C], GRU state [L, B, H]). With `crop=True` (streaming_stateless) the GRU consumes only the
+      centre block [left, left + block) of the window, emotion may be per-frame [B, block, E], and the
+      frames outside the block are zero, as in the original.
+    The audio tokens do not depend on x_t or t, so samplers compute them once per window.
+    """
+
+    cfg: DiffusionNetConfig
+    constants: ActorConstants
+
+    def setup(self) -> None:
+        c = self.cfg
+        from a2f_jax.models.audio_encoder import AudioEncoder
+
+        if c.encoder is None:
+            raise ConfigError("DiffusionNetConfig [encoder]: expected an EncoderConfig, found None")
+        if self.constants.mean_geometry.shape != (c.num_actors, c.output_dim):
+            raise ConfigError(
+                f"mean_geometry: expected [{c.num_actors}, {c.output_dim}] (actors, channels), "
+                f"found {list(self.constants.mean_geometry.shape)}"
+            )
+        self.audio_model = AudioEncoder(c.encoder, c.encoder_layers)
+        self.proj_hubert = Linear(c.feature_dim)
+        self.geometry_embedding = EmbedGeometry(c)
+        self.proj_time = TimeProjection(c.feature_dim)
+        self.gru = TorchGRU(c.gru_feature_dim, c.num_gru_layers, c.gru_dropout, unroll=c.gru_unroll)
+        h = c.gru_feature_dim
+        self.final_layer_skin = TwoLayer(int(h * 2), c.skin_dim, zero_last=True)
+        self.final_layer_tongue = TwoLayer(int(h * 2), c.tongue_dim, zero_last=True)
+        self.final_layer_jaw = TwoLayer(int(h * 0.5), c.jaw_dim, zero_last=True)
+        self.final_layer_eye = TwoLayer(int(h * 0.5), c.eye_dim, zero_last=True)
+        self.embed_actor = Linear(c.actor_embedding_dim, use_bias=False)
+        self.embed_emo_vector = Linear(c.emo_embedding_dim, use_bias=False)
+
+    # -- audio path --------------------------------------------------------------------------------------
+
+    def encode(self, audio: Array, *, train: bool = False) -> Array:
+        """audio [B, N] raw 16 kHz → HuBERT last hidden state [B, T50, H] (train: dropout/LayerDrop/SpecAugment)."""
+        return self.audio_model(audio, train=train).last_hidden_state
+
+    def condition(self, hidden: Array, num_frames: int, mask: Array | None = None,
+                  feature_lengths: Array | None = None) -> Array:
+        """Encoder states [B, T50, H] → aligned, projected audio tokens [B, T, F]."""
+        out_lengths = None if mask is None else jnp.sum(mask.astype(jnp.int32), axis=1)
+        aligned = align_features(hidden, num_frames, self.cfg.target_fps, feature_lengths, out_lengths)
+        return self.proj_hubert(aligned)
+
+    # -- denoiser ------------------------------------------------------------------------------------------
+
+    def denoise(
+        self,
+        x_t: Array,
+        t: Array,
+        audio_tokens: Array,
+        actor_vec: Array,
+        emotion_vec: Array,
+        h0: Array | None = None,
+        mask: Array | None = None,
+        *,
+        crop: bool = False,
+        train: bool = False,
+    ) -> tuple[Array, Array]:
+        c = self.cfg
+        b, num_frames, ch = x_t.shape
+        if ch != c.output_dim:
+            raise ValueError(f"diffusion_rnn: x_t expected [B, T, {c.output_dim}], found {tuple(x_t.shape)}")
+        geom = self.geometry_embedding(x_t)  # [B, T, 285]
+        t_onehot = jax.nn.one_hot(t, c.diffusion_steps, dtype=x_t.dtype)  # [B, 1000]
+        t_tok = self.proj_time(t_onehot)  # [B, F]
+        actor_tok = self.embed_actor(actor_vec)  # [B, 32]
+        emo_tok = self.embed_emo_vector(emotion_vec)  # [B, 32] or per-frame [B, T', 32]
+        if crop:
+            left, block, right = c.streaming
+            if left + block + right != num_frames:
+                raise ValueError(
+                    f"diffusion_rnn streaming: expected {left + block + right} frames per window, found {num_frames}"
+                )
+            audio_tokens = audio_tokens[:, left : left + block]
+            geom = geom[:, left : left + block]
+            if mask is not None:
+                mask = mask[:, left : left + block]
+            steps = block
+        else:
+            steps = num_frames
+        if emo_tok.ndim == 2:
+            emo_tok = jnp.broadcast_to(emo_tok[:, None], (b, steps, emo_tok.shape[-1]))
+        elif emo_tok.shape[1] != steps:
+            raise ValueError(f"diffusion_rnn: per-frame emotion expected {steps} frames, found {emotion_vec.shape[1]}")
+        tokens = jnp.concatenate(
+            [
+                audio_tokens,
+                geom,
+                jnp.broadcast_to(actor_tok[:, None], (b, steps, actor_tok.shape[-1])),
+                jnp.broadcast_to(t_tok[:, None], (b, steps, t_tok.shape[-1])),
+                emo_tok,
+            ],
+            axis=-1,
+        )  # [B, T, 861]
+        out, h = self.gru(tokens, h0, mask, train=train)
+        heads = [f(out) for f in (self.final_layer_skin, self.final_layer_tongue, self.final_layer_jaw, self.final_layer_eye)]
+        mean_geometry = actor_vec @ jnp.asarray(self.constants.mean_geometry)  # [B, C]
+        pred = jnp.concatenate(heads, axis=-1) + mean_geometry[:, None]
+        if crop:
+            left, block, right = c.streaming
+            pred = jnp.pad(pred, ((0, 0), (left, right), (0, 0)))
+        return pred, h
+
+    # -- training / offline --------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        x_t: Array,
+        t: Array,
+        audio: Array,
+        actor_vec: Array,
+        emotion_vec: Array,
+        mask: Array | None = None,
+        audio_lengths: Array | None = None,
+        *,
+        train: bool = False,
+    ) -> Array:
+        """x̂0 [B, T, C]. mask [B, T] (1 = real frame), audio_lengths [B] real samples of each item."""
+        hidden = self.encode(audio, train=train)
+        feat_lengths = None if audio_lengths is None else encoder_frame_counts(self.cfg.encoder, audio_lengths)
+        tokens = self.condition(hidden, x_t.shape[1], mask, feat_lengths)
+        pred, _ = self.denoise(x_t, t, tokens, actor_vec, emotion_vec, None, mask, train=train)
+        return pred
+
+
+def to_delta(pred: Array, actor_vec: Array, cfg: DiffusionNetConfig, constants: ActorConstants) -> Array:
+    """The "output_delta" conversion: skin/tongue (pred − mean)·scale, jaw/eye pred·scale (original units).
+
+    pred [B, T, C], actor_vec [B, A] (blends allowed: the scales are actor_vec-weighted, as the original).
+    """
+    for name in ("scale_skin", "scale_tongue", "scale_jaw", "scale_eye"):
+        if getattr(constants, name) is None:
+            raise ConfigError(f"ActorConstants [{name}]: expected per-actor scales for the delta output, found None")
+    s, tg, j = cfg.skin_dim, cfg.tongue_dim, cfg.jaw_dim
+    mg = actor_vec @ jnp.asarray(constants.mean_geometry)  # [B, C]
+    sc = lambda v: (actor_vec @ jnp.asarray(v))[:, None, None]  # noqa: E731
+    skin = (pred[..., :s] - mg[:, None, :s]) * sc(constants.scale_skin)
+    tongue = (pred[..., s : s + tg] - mg[:, None, s : s + tg]) * sc(constants.scale_tongue)
+    jaw = pred[..., s + tg : s + tg + j] * sc(constants.scale_jaw)
+    eye = pred[..., s + tg + j :] * sc(constants.scale_eye)
+    return jnp.concatenate([skin, tongue, jaw, eye], axis=-1)
+
+
+def non_encoder_param_count(cfg: DiffusionNetConfig) -> int:
+    """Closed form of the parameters outside the encoder (spec §2.8 generalised to any sizes)."""
+    f, tl, jl, el = cfg.feature_dim, cfg.tongue_latent_dim, cfg.jaw_latent_dim, cfg.eye_latent_dim
+    lin = lambda i, o, bias=True: i * o + (o if bias else 0)  # noqa: E731
+    total = lin(cfg.hubert_feature_dim, f) + lin(cfg.diffusion_steps, f)
+    total += lin(cfg.skin_dim, 2 * f) + 10 + lin(cfg.tongue_dim, 2 * tl) + 10
+    total += lin(cfg.jaw_dim, 2 * jl) + lin(2 * jl, 2 * jl) + lin(cfg.eye_dim, 2 * el) + lin(2 * el, 2 * el)
+    emb = f + tl + jl + el
+    total += lin(2 * emb, 2 * emb) + lin(2 * emb, emb)
+    h = cfg.gru_feature_dim
+    gi = cfg.gru_input_dim
+    for k in range(cfg.num_gru_layers):
+        total += 3 * h * (gi if k == 0 else h) + 3 * h * h + 6 * h
+    for ratio, out in ((2, cfg.skin_dim), (2, cfg.tongue_dim), (0.5, cfg.jaw_dim), (0.5, cfg.eye_dim)):
+        mid = int(h * ratio)
+        total += lin(h, mid) + lin(mid, out)
+    total += lin(cfg.num_actors, cfg.actor_embedding_dim, False) + lin(cfg.num_emotions, cfg.emo_embedding_dim, False)
+    return total
