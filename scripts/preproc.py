@@ -4,7 +4,10 @@ Writes `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>/` (skin/tongue PCA, dep
 with the line `Preproc Run Name Full: <name>` to paste into config_train's PREPROC_RUN_NAME_FULL.
 """
 
+import sys
+
 from a2f_jax import cli
+from a2f_jax.errors import A2FError
 from a2f_jax.preproc import run
 
 
@@ -14,4 +17,7 @@ def _extra(parser):
 
 if __name__ == "__main__":
     configs, args = cli.parse(description=__doc__, extra_args=_extra)
-    run(configs, args.actor)
+    try:
+        run(configs, args.actor)
+    except A2FError as exc:
+        sys.exit(f"error: {exc}")

@@ -50,8 +50,13 @@ def write_structured_actor(
     amplitude: float = 20.0,
     noise: float = 1e-3,
     seed: int = 0,
+    log_every: int = 0,
 ) -> dict[str, str]:
-    """Write an actor under `root`; returns the dataset paths (config keys → path)."""
+    """Write an actor under `root`; returns the dataset paths (config keys → path).
+
+    Motion amplitudes are in the data's units over the whole mesh (the basis is orthonormal), so
+    `amplitude` relative to SKIN_PRUNE_SIM_DIST decides how much pruning removes.
+    """
     root = pathlib.Path(root)
     rng = np.random.default_rng(seed)
     lengths = [frames_per_shot] * len(shots) if isinstance(frames_per_shot, int) else list(frames_per_shot)
@@ -65,7 +70,7 @@ def write_structured_actor(
     for shot, n in zip(shots, lengths):
         coeff = _trajectory(rng, n, rank, amplitude, 0.25).astype(np.float32)
         frames = coeff @ basis + neutral.reshape(1, -1)
-        frames += rng.standard_normal(frames.shape).astype(np.float32) * noise
+        frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(noise)
         write_npy(root / "cache" / "skin" / shot / f"{shot}.npy", frames.reshape(n, num_verts, 3))
         del frames
 
