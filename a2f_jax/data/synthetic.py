@@ -265,6 +265,20 @@ def _write_shot_cache(root: pathlib.Path, shot: str, frames: np.ndarray, ext: st
         caches.write_cache(path, frames, FPS)
 
 
+def _shot_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index])
+
+
+def _draw_num_frames(rng: np.random.Generator) -> int:
+    """The first draw of a shot's generator: its length in frames."""
+    return int(round(rng.uniform(*DURATION_RANGE) * FPS))
+
+
+def shot_frames(seed: int = 0) -> dict[str, int]:
+    """Frame count of every shot for a seed, without generating anything (for CLIPS ranges)."""
+    return {shot: _draw_num_frames(_shot_rng(seed, i)) for i, (shot, _) in enumerate(SHOTS)}
+
+
 def generate(
     out_dir: str | pathlib.Path,
     seed: int = 0,
@@ -287,7 +301,6 @@ def generate(
             raise DataError(describe(out_dir, None, f"a synthetic dataset ({marker}) to overwrite", "another folder"))
         shutil.rmtree(out_dir)
     shots = SHOTS if num_shots is None else SHOTS[:num_shots]
-    start = time.perf_counter()
     face = face_mod.build_face()
     with atomic_dir(out_dir) as tmp:
         actor_dir = tmp / "data" / actor
@@ -299,8 +312,8 @@ def generate(
         jaw_all, eye_all, shot_info = {}, {}, []
         residual_sq, residual_n = 0.0, 0
         for index, (shot, emotion) in enumerate(shots):
-            rng = np.random.default_rng([seed, index])
-            num_frames = int(round(rng.uniform(*DURATION_RANGE) * FPS))
+            rng = _shot_rng(seed, index)
+            num_frames = _draw_num_frames(rng)
             duration = num_frames / FPS
             tempo = speech.EMOTION_VOICE[emotion][2]
             segments = speech.make_timeline(rng, duration, tempo)
@@ -352,7 +365,6 @@ def generate(
                 "shots": shot_info,
             },
         )
-    _ = time.perf_counter() - start
     return out_dir
 
 

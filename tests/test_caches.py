@@ -1,0 +1,287 @@
+"""Cache formats against spec_data_preproc §1.3 and §2: discovery, npy, PointCache2, Maya nCache."""
+
+from __future__ import annotations
+
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+
+from a2f_jax.data import caches
+from a2f_jax.errors import DataError
+
+NAME = b"head_meshShape\0\0"  # name_len 15 (with NUL), padded to 16
+
+
+def _frames(t: int = 4, v: int = 5, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, 10.0, (t, v, 3)).astype(np.float32)
+
+
+def _xml(path: pathlib.Path, end: int, tpf: int = 200, channel_type: str = "FloatVectorArray", cache_type: str = "OneFile") -> None:
+    path.write_text(
+        '<?xml version="1.0"?>\n<Autodesk_Cache_File>\n'
+        f'  <cacheType Type="{cache_type}" Format="mcc"/>\n'
+        f'  <time Range="0-{end}"/>\n  <cacheTimePerFrame TimePerFrame="{tpf}"/>\n'
+        '  <cacheVersion Version="2.0"/>\n  <Channels>\n'
+        f'    <channel0 ChannelName="head_meshShape" ChannelType="{channel_type}" ChannelInterpretation="positions" '
+        f'SamplingType="Regular" SamplingRate="{tpf}" StartTime="0" EndTime="{end}"/>\n'
+        "  </Channels>\n</Autodesk_Cache_File>\n"
+    )
+
+
+def _hand_built_mc(frames: np.ndarray, tag: bytes = b"FVCA", tpf: int = 200) -> bytes:
+    """The .mc bytes exactly as spec §2.2 lays them out (the original writer's header, ETIM = 1)."""
+    item = 4 if tag == b"FVCA" else 8
+    fmt = ">f4" if tag == b"FVCA" else ">f8"
+    n = frames.shape[1]
+    out = b"FOR4" + struct.pack(">i", 40)
+    out += b"CACH" + b"VRSN" + struct.pack(">i", 4) + b"0.1\0"
+    out += b"STIM" + struct.pack(">ii", 4, 0) + b"ETIM" + struct.pack(">ii", 4, 1)
+    for i, frame in enumerate(frames):
+        out += b"FOR4" + struct.pack(">i", 60 + n * 3 * item)
+        out += b"MYCH" + b"TIME" + struct.pack(">ii", 4, tpf * i)
+        out += b"CHNM" + struct.pack(">i", 15) + NAME
+        out += b"SIZE" + struct.pack(">ii", 4, n)
+        out += tag + struct.pack(">i", n * 3 * item) + frame.astype(fmt).tobytes()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+
+
+def test_list_shots_python_string_order_skips_dot_files(tmp_path):
+    for name in ["cp2_neutral", "cp10_neutral", "cp1_neutral", "eg1_neutral", ".DS_Store", ".hidden_dir"]:
+        (tmp_path / name).mkdir()
+    (tmp_path / "cp1_readme.txt").write_text("files count too")
+    assert caches.list_shots(tmp_path) == ["cp10_neutral", "cp1_neutral", "cp1_readme.txt", "cp2_neutral", "eg1_neutral"]
+
+
+def test_list_shots_missing_root(tmp_path):
+    with pytest.raises(DataError, match="no such directory"):
+        caches.list_shots(tmp_path / "nope")
+
+
+def test_find_cache_file_priority_npy_then_xml_then_pc2(tmp_path):
+    shot = tmp_path / "s1"
+    shot.mkdir()
+    (shot / "s1.pc2").write_bytes(b"")
+    assert caches.find_cache_file(tmp_path, "s1").name == "s1.pc2"
+    (shot / "s1.xml").write_text("<x/>")
+    assert caches.find_cache_file(tmp_path, "s1").name == "s1.xml"
+    (shot / "s1.npy").write_bytes(b"")
+    assert caches.find_cache_file(tmp_path, "s1").name == "s1.npy"
+
+
+def test_find_cache_file_requires_per_shot_folder(tmp_path):
+    np.save(tmp_path / "s1.npy", _frames())  # directly in the root: not found, as the original
+    with pytest.raises(DataError) as err:
+        caches.find_cache_file(tmp_path, "s1")
+    assert "s1.npy, s1.xml, s1.pc2" in str(err.value) and "no such folder" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# npy
+# ---------------------------------------------------------------------------------------------
+
+
+def test_npy_read_casts_to_f32(tmp_path):
+    x = _frames().astype(np.float64)
+    np.save(tmp_path / "a.npy", x)
+    y = caches.read_cache(tmp_path / "a.npy")
+    assert y.dtype == np.float32 and np.array_equal(y, x.astype(np.float32))
+    assert caches.read_npy(tmp_path / "a.npy").dtype == np.float64  # as stored
+
+
+def test_npy_wrong_shape(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((4, 5, 2), np.float32))
+    with pytest.raises(DataError, match=r"a\.npy \[shape\]: expected \[T, V, 3\].*found \[4, 5, 2\]"):
+        caches.read_cache(tmp_path / "a.npy")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_cache_rejected(tmp_path, bad):
+    x = _frames()
+    x[2, 3, 1] = bad
+    np.save(tmp_path / "a.npy", x)
+    with pytest.raises(DataError) as err:
+        caches.read_cache(tmp_path / "a.npy")
+    msg = str(err.value)
+    assert "a.npy" in msg and "frame 2, vertex 3" in msg and "NaN/Inf" in msg
+
+
+def test_unknown_extension(tmp_path):
+    with pytest.raises(DataError, match="one of .npy, .xml, .pc2"):
+        caches.read_cache(tmp_path / "a.abc")
+
+
+# ---------------------------------------------------------------------------------------------
+# PointCache2
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pc2_round_trip_and_header(tmp_path):
+    x = _frames(6, 7)
+    caches.write_pc2(tmp_path / "a.pc2", x)
+    raw = (tmp_path / "a.pc2").read_bytes()
+    assert struct.unpack("<12siiffi", raw[:32]) == (b"POINTCACHE2\0", 1, 7, 0.0, 1.0, 6)
+    assert len(raw) == 32 + 6 * 7 * 12
+    assert np.array_equal(np.frombuffer(raw[32:], "<f4").reshape(6, 7, 3), x)
+    y = caches.read_cache(tmp_path / "a.pc2")
+    assert y.dtype == np.float32 and np.array_equal(y, x)
+
+
+def test_pc2_bad_signature_and_truncation(tmp_path):
+    x = _frames(3, 4)
+    caches.write_pc2(tmp_path / "a.pc2", x)
+    raw = (tmp_path / "a.pc2").read_bytes()
+    (tmp_path / "b.pc2").write_bytes(b"POINTCACHE3\0" + raw[12:])
+    with pytest.raises(DataError, match="signature"):
+        caches.read_pc2(tmp_path / "b.pc2")
+    (tmp_path / "c.pc2").write_bytes(raw[:-5])
+    with pytest.raises(DataError) as err:
+        caches.read_pc2(tmp_path / "c.pc2")
+    assert "c.pc2" in str(err.value) and f"{len(raw)} bytes" in str(err.value) and f"{len(raw) - 5} bytes" in str(err.value)
+
+
+def test_pc2_inf_rejected(tmp_path):
+    x = _frames(3, 4)
+    x[0, 0, 0] = np.inf
+    caches.write_pc2(tmp_path / "a.pc2", x)
+    with pytest.raises(DataError, match="NaN/Inf"):
+        caches.read_cache(tmp_path / "a.pc2")
+
+
+# ---------------------------------------------------------------------------------------------
+# Maya nCache
+# ---------------------------------------------------------------------------------------------
+
+
+def test_maya_round_trip_bit_exact_f32(tmp_path):
+    x = _frames(7, 11)
+    x[0, 0] = [np.float32(1e-40), -0.0, np.finfo(np.float32).max]  # denormal, signed zero, max
+    caches.write_maya_cache(tmp_path / "s" / "s.xml", x, fps=30.0)
+    y = caches.read_cache(tmp_path / "s" / "s.xml")
+    assert y.dtype == np.float32
+    assert y.tobytes() == x.tobytes()
+
+
+def test_maya_round_trip_f64_downcast(tmp_path):
+    x = np.random.default_rng(1).normal(size=(3, 4, 3))
+    caches.write_maya_cache(tmp_path / "d.xml", x, fps=24.0, dtype=np.float64)
+    assert b"DVCA" in (tmp_path / "d.mc").read_bytes()
+    assert 'ChannelType="DoubleVectorArray"' in (tmp_path / "d.xml").read_text()
+    assert np.array_equal(caches.read_maya_cache(tmp_path / "d.xml"), x.astype(np.float32))
+
+
+def test_maya_writer_byte_layout_field_by_field(tmp_path):
+    """Our writer against spec §2.2, field by field (ETIM: the real end tick, see write_maya_cache)."""
+    x = _frames(3, 2)
+    caches.write_maya_cache(tmp_path / "w.xml", x, fps=30.0)
+    raw = (tmp_path / "w.mc").read_bytes()
+    assert raw[:4] == b"FOR4" and struct.unpack(">i", raw[4:8])[0] == 40
+    assert raw[8:24] == b"CACHVRSN" + struct.pack(">i", 4) + b"0.1\0"
+    assert raw[24:36] == b"STIM" + struct.pack(">ii", 4, 0)
+    assert raw[36:48] == b"ETIM" + struct.pack(">ii", 4, 400)  # (3 - 1) * 6000 / 30
+    pos = 48
+    for i in range(3):
+        block = raw[pos : pos + 8 + 60 + 2 * 12]
+        assert block[:4] == b"FOR4"
+        assert struct.unpack(">i", block[4:8])[0] == 60 + 2 * 12
+        assert block[8:16] == b"MYCHTIME"
+        assert struct.unpack(">ii", block[16:24]) == (4, 200 * i)
+        assert block[24:28] == b"CHNM" and struct.unpack(">i", block[28:32])[0] == 15 and block[32:48] == NAME
+        assert block[48:52] == b"SIZE" and struct.unpack(">ii", block[52:60]) == (4, 2)
+        assert block[60:64] == b"FVCA" and struct.unpack(">i", block[64:68])[0] == 24
+        assert np.array_equal(np.frombuffer(block[68:92], ">f4").reshape(2, 3), x[i])
+        pos += len(block)
+    assert pos == len(raw)
+    # Apart from ETIM, the bytes equal the hand-built layout of the original writer.
+    hand = _hand_built_mc(x)
+    assert raw[:36] == hand[:36] and raw[48:] == hand[48:]
+    xml = (tmp_path / "w.xml").read_text()
+    for needle in ['Type="OneFile"', 'Range="0-400"', 'TimePerFrame="200"', 'Version="2.0"', 'ChannelName="head_meshShape"',
+                   'ChannelType="FloatVectorArray"', 'SamplingRate="200"', 'EndTime="400"']:
+        assert needle in xml
+
+
+@pytest.mark.parametrize("tag", [b"FVCA", b"DVCA"])
+def test_maya_reader_hand_built_fixture(tmp_path, tag):
+    x = np.arange(2 * 3 * 3, dtype=np.float64).reshape(2, 3, 3) * 0.25 - 1.5
+    (tmp_path / "h.mc").write_bytes(_hand_built_mc(x, tag))
+    _xml(tmp_path / "h.xml", end=200, channel_type="FloatVectorArray" if tag == b"FVCA" else "DoubleVectorArray")
+    y = caches.read_cache(tmp_path / "h.xml")
+    assert y.shape == (2, 3, 3) and y.dtype == np.float32
+    assert np.array_equal(y, x.astype(np.float32))
+
+
+def test_maya_truncated_mc(tmp_path):
+    x = _frames(3, 4)
+    caches.write_maya_cache(tmp_path / "t.xml", x, fps=30.0)
+    raw = (tmp_path / "t.mc").read_bytes()
+    (tmp_path / "t.mc").write_bytes(raw[:-10])
+    with pytest.raises(DataError) as err:
+        caches.read_cache(tmp_path / "t.xml")
+    msg = str(err.value)
+    assert "t.mc" in msg and "frame 2 FVCA payload" in msg and "48 more bytes" in msg and "38" in msg and "truncated" in msg
+
+
+def test_maya_xml_mc_frame_count_mismatch(tmp_path):
+    x = _frames(3, 4)
+    (tmp_path / "m.mc").write_bytes(_hand_built_mc(x))
+    _xml(tmp_path / "m.xml", end=9 * 200)  # the XML describes 10 frames
+    with pytest.raises(DataError) as err:
+        caches.read_cache(tmp_path / "m.xml")
+    msg = str(err.value)
+    assert "m.xml" in msg and "expected 10 frames" in msg and "found 3 frames in m.mc" in msg
+
+
+def test_maya_xml_mc_type_mismatch(tmp_path):
+    x = _frames(2, 4)
+    (tmp_path / "m.mc").write_bytes(_hand_built_mc(x, b"FVCA"))
+    _xml(tmp_path / "m.xml", end=200, channel_type="DoubleVectorArray")
+    with pytest.raises(DataError, match=r"m\.xml \[ChannelType\]: expected DoubleVectorArray data \(DVCA\).*found FVCA"):
+        caches.read_cache(tmp_path / "m.xml")
+
+
+def test_maya_buffer_size_mismatch(tmp_path):
+    raw = bytearray(_hand_built_mc(_frames(1, 4)))
+    at = raw.index(b"FVCA") + 4
+    raw[at : at + 4] = struct.pack(">i", 40)
+    (tmp_path / "b.mc").write_bytes(bytes(raw))
+    _xml(tmp_path / "b.xml", end=0)
+    with pytest.raises(DataError, match=r"expected 48 bytes \(4 points x 3 x 4\), found 40"):
+        caches.read_cache(tmp_path / "b.xml")
+
+
+def test_maya_bad_tags_type_and_missing_mc(tmp_path):
+    x = _frames(2, 3)
+    raw = bytearray(_hand_built_mc(x))
+    raw[raw.index(b"MYCH") : raw.index(b"MYCH") + 4] = b"XXXX"
+    (tmp_path / "a.mc").write_bytes(bytes(raw))
+    _xml(tmp_path / "a.xml", end=200)
+    with pytest.raises(DataError, match=r"expected b'MYCH', found b'XXXX'"):
+        caches.read_cache(tmp_path / "a.xml")
+    _xml(tmp_path / "c.xml", end=200, cache_type="OneFilePerFrame")
+    with pytest.raises(DataError, match="'OneFile'"):
+        caches.read_cache(tmp_path / "c.xml")
+    _xml(tmp_path / "d.xml", end=200)
+    with pytest.raises(DataError, match=r"d\.mc.*no such file"):
+        caches.read_cache(tmp_path / "d.xml")
+
+
+def test_maya_no_frames(tmp_path):
+    (tmp_path / "e.mc").write_bytes(_hand_built_mc(np.zeros((0, 3, 3))))
+    _xml(tmp_path / "e.xml", end=0)
+    with pytest.raises(DataError, match="at least one frame"):
+        caches.read_cache(tmp_path / "e.xml")
+
+
+def test_cache_num_verts_all_formats(tmp_path):
+    x = _frames(2, 9)
+    caches.write_cache(tmp_path / "a.npy", x)
+    caches.write_cache(tmp_path / "a.pc2", x)
+    caches.write_cache(tmp_path / "a.xml", x)
+    assert [caches.cache_num_verts(tmp_path / f"a{e}") for e in (".npy", ".pc2", ".xml")] == [9, 9, 9]
