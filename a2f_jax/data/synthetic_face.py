@@ -154,12 +154,15 @@ def build_face(num_cols: int = 33, num_rows: int = 44) -> Face:
     d_pucker = np.stack([-0.45 * x / 2.6 * mouth, np.zeros_like(x), 0.8 * mouth], axis=1)
 
     def side(sign: float) -> tuple[np.ndarray, ...]:
-        corner = _bump(x, y, sign * MOUTH_HALF_WIDTH, MOUTH_Y, 1.3, 1.0)
+        # Three regions around the corner so the poses stay well separated for a solver.
+        corner = _bump(x, y, sign * MOUTH_HALF_WIDTH, MOUTH_Y, 1.0, 0.8)
         stretch = np.stack([sign * 0.6 * corner, -0.1 * corner, -0.2 * corner], axis=1)
-        smile = np.stack([sign * 0.35 * corner, 0.55 * corner, -0.1 * corner], axis=1)
-        frown = np.stack([sign * 0.1 * corner, -0.45 * corner, np.zeros_like(x)], axis=1)
+        cheek_corner = _bump(x, y, sign * (MOUTH_HALF_WIDTH + 0.6), MOUTH_Y + 0.9, 1.3, 1.1)
+        smile = np.stack([sign * 0.35 * cheek_corner, 0.55 * cheek_corner, 0.15 * cheek_corner], axis=1)
+        chin_corner = _bump(x, y, sign * (MOUTH_HALF_WIDTH - 0.2), MOUTH_Y - 1.0, 1.1, 1.0)
+        frown = np.stack([sign * 0.05 * chin_corner, -0.45 * chin_corner, -0.1 * chin_corner], axis=1)
         lip_half = near_lips * _smoothstep(0.5 + sign * x / 1.0)
-        press = np.stack([np.zeros_like(x), -0.04 * np.sign(y - MOUTH_Y) * lip_half, -0.15 * lip_half], axis=1)
+        press = np.stack([np.zeros_like(x), -0.08 * np.sign(y - MOUTH_Y) * lip_half, -0.3 * lip_half], axis=1)
         brow = _bump(x, y, sign * 3.0, 5.8, 1.8, 0.9)
         brow_down = np.stack([-sign * 0.2 * brow, -0.5 * brow, 0.05 * brow], axis=1)
         cheek = _bump(x, y, sign * 3.6, 0.3, 1.4, 1.1)
