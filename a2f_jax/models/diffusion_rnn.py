@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -41,7 +41,14 @@ Array = jax.Array
 HUBERT_FPS = 50
 ENCODER_SCOPE = "audio_model"  # the encoder's Linen scope (the original's `audio_model`)
 # The original freezes the conv feature encoder, the feature projection and transformer blocks 0 and 1.
-FROZEN_ENCODER_PREFIXES = ("feature_extractor", "feature_projection", "encoder/layers_0", "encoder/layers_1")
+FREEZE_SCHEME = "front_and_first_two"
+
+
+def frozen_param_predicate() -> Callable[[tuple[str, ...]], bool]:
+    """Predicate on a param path of this network: True for the params the original freezes."""
+    from a2f_jax.models import freeze
+
+    return freeze.encoder_frozen(FREEZE_SCHEME, (ENCODER_SCOPE,))
 
 
 # ---------------------------------------------------------------------------------------------------------
