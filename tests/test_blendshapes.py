@@ -230,6 +230,19 @@ def test_box_qp_matches_scipy_on_random_problems():
             np.testing.assert_allclose(x[n], ref, atol=1e-7)
 
 
+def test_duplicate_blendshape_warns_and_still_fits(rig):
+    """A repeated pose and no regularisation make DᵀD singular: a tiny ridge keeps the solve going."""
+    deltas = rig.deltas.copy()
+    deltas[5] = deltas[4]
+    dup = dataclasses.replace(rig, deltas=deltas)
+    with pytest.warns(UserWarning, match="singular"):
+        solver = bs.BlendshapeSolver(dup, config())
+    w = np.random.default_rng(13).uniform(0, 0.5, size=(6, P))
+    out = solver.solve(solver.evaluate(w))
+    np.testing.assert_allclose(out[:, 4] + out[:, 5], w[:, 4] + w[:, 5], atol=1e-3)
+    np.testing.assert_allclose(np.delete(out, [4, 5], axis=1), np.delete(w, [4, 5], axis=1), atol=1e-3)
+
+
 # ------------------------------------------------------------------ files
 
 

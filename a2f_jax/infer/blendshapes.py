@@ -38,7 +38,9 @@ result is not clamped after that.
 
 Each bounded QP is solved exactly by block principal pivoting (Júdice & Pires; Kim & Park's
 backup rule against cycling), batched over frames with NumPy: every iteration is one batched
-solve of the P×P normal equations restricted to the free poses.
+solve of the K×K normal equations restricted to the free poses. Temporal sweeps after the first
+keep each frame's optimal partition and the inverse of its restricted matrix, so a sweep costs one
+matrix-vector product per frame plus pivoting for the few frames whose partition changed.
 
 One deliberate deviation: the SDK also pairs the two poses marked −1 when exactly two active poses
 are unpaired; here −1 always means "no pair".
@@ -272,7 +274,11 @@ def load_blendshape_config(path: str | pathlib.Path) -> BlendshapeConfig:
 # Batched bounded least squares
 # --------------------------------------------------------------------------------------------
 
-_FREE, _LOWER, _UPPER = 0, 1, 2
+_FREE, _LOWER, _UPPER = 0, 1, 2  # partition of each pose: free, at 0, at its upper bound
+_BLOCK = 128  # frames per block of pivoting: keeps the [block, K, K] temporaries in cache
+# Stop the temporal sweeps when no x_{t-1} moved more than this; the weights then differ from the
+# sequential recursion by about 1e-2 × this (the contraction factor), far below float32 output.
+_PICARD_TOL = 1e-7
 
 
 def solve_box_qp(
@@ -295,17 +301,11 @@ def solve_box_qp(
     u = np.broadcast_to(np.asarray(upper, np.float64), (n, k))
     x = np.empty((n, k))
     out_state = np.empty((n, k), np.int8)
-    # Blocks of rows keep the [rows, K, K] temporaries in cache: about 2× faster than all at once.
+    # Blocks of rows keep the temporaries in cache: about 2× faster than all rows at once.
     for lo in range(0, n, _BLOCK):
         sl = slice(lo, lo + _BLOCK)
         x[sl], out_state[sl] = _pivot(A, b[sl], u[sl], None if state is None else state[sl], tol, max_iter)
     return x, out_state
-
-
-_BLOCK = 128
-# Stop the temporal sweeps when no x_{t-1} moved more than this; the weights then differ from the
-# sequential recursion by about 1e-2 × this (the contraction factor), far below float32 output.
-_PICARD_TOL = 1e-7
 
 
 def _pivot(
@@ -584,7 +584,8 @@ class BlendshapeSolver:
     def evaluate(self, weights: np.ndarray) -> np.ndarray:
         """Geometry of raw weights for all poses ([T, P], no multipliers/offsets): f32 [T, V, 3]."""
         w = np.asarray(weights, np.float32)
-        return self.data.neutral + np.einsum("tp,pvc->tvc", w, self.data.deltas)
+        flat = w @ self.data.deltas.reshape(len(self.pose_names), -1)
+        return self.data.neutral + flat.reshape(len(w), *self.data.neutral.shape)
 
 
 def from_files(bs_npz: str | pathlib.Path, bs_config: str | pathlib.Path) -> BlendshapeSolver:
