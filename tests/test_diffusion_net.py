@@ -316,3 +316,51 @@ def test_parameter_count_at_base_size():
     trainable = sum(math.prod(x.shape) for x, lab in zip(jax.tree_util.tree_leaves(shapes), jax.tree_util.tree_leaves(labels))
                     if lab == freeze.TRAINABLE)
     assert round((trainable - non_encoder) / 1e6, 2) == 75.60
+
+
+def test_streaming_window_sampler_matches_manual_two_steps(model):
+    from a2f_jax.models import gaussian_diffusion as gd
+
+    cfg, _, params = model
+    consts = dr.ActorConstants(_mean_geometry(cfg), scale_skin=[2.0, 3.0], scale_tongue=[0.5, 0.25],
+                               scale_jaw=[4.0, 1.0], scale_eye=[10.0, 20.0])
+    net = dr.DiffusionRNN(cfg, consts)
+    params = _randomize_heads(params, seed=12)
+    diff = gd.create_diffusion(cfg.diffusion_steps, "cosine", "2")
+    rng = np.random.default_rng(13)
+    left, block, right = cfg.streaming
+    F, B = left + block + right, 2
+    window = jnp.asarray(rng.standard_normal((B, 3200)).astype(np.float32))
+    identity = jnp.asarray([[1.0, 0.0], [0.0, 1.0]])
+    emotion = jnp.asarray(rng.uniform(size=(B, block, 3)).astype(np.float32))
+    latents = jnp.asarray(rng.standard_normal((2, 2, B, 8)).astype(np.float32))
+    noise = jnp.asarray(rng.standard_normal((B, 3, F, cfg.output_dim)).astype(np.float32))
+    run = jax.jit(lambda p, *a: dr.sample_streaming_window(net, p, diff, *a))
+    pred, out_latents = run(params, window, identity, emotion, latents, noise)
+    assert pred.shape == (B, F, cfg.output_dim) and out_latents.shape == latents.shape
+
+    v = {"params": params}
+    tokens = net.apply(v, net.apply(v, window, method=dr.DiffusionRNN.encode), F, method=dr.DiffusionRNN.condition)
+    den = lambda x, t, h: net.apply(v, x, jnp.full((B,), t), tokens, identity, emotion, h,  # noqa: E731
+                                    method=dr.DiffusionRNN.denoise, crop=True)
+    x2 = noise[:, 2]
+    p1, h1 = den(x2, cfg.diffusion_steps - 1, latents[1])
+    x1 = (diff.posterior_mean_coef1[1] * p1 + diff.posterior_mean_coef2[1] * x2
+          + np.exp(0.5 * diff.posterior_log_variance_clipped[1]) * noise[:, 1])
+    p0, h0 = den(x1, 0, latents[0])
+    np.testing.assert_allclose(np.asarray(out_latents[0]), np.asarray(h0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out_latents[1]), np.asarray(h1), rtol=1e-4, atol=1e-5)
+    ref = dr.to_delta(p0, identity, cfg, consts)
+    np.testing.assert_allclose(np.asarray(pred[:, left : left + block]), np.asarray(ref[:, left : left + block]),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="input_latents"):
+        dr.sample_streaming_window(net, params, diff, window, identity, emotion, latents[:1], noise)
+
+    # Offline: zero state, no crop, the same two DDPM steps over the whole clip.
+    off = jax.jit(lambda p, *a: dr.sample_offline(net, p, diff, *a))(params, window, identity, emotion[:, 0], noise)
+    den_off = lambda x, t: net.apply(v, x, jnp.full((B,), t), tokens, identity, emotion[:, 0],  # noqa: E731
+                                     method=dr.DiffusionRNN.denoise)[0]
+    q1 = den_off(x2, cfg.diffusion_steps - 1)
+    y1 = (diff.posterior_mean_coef1[1] * q1 + diff.posterior_mean_coef2[1] * x2
+          + np.exp(0.5 * diff.posterior_log_variance_clipped[1]) * noise[:, 1])
+    np.testing.assert_allclose(np.asarray(off), np.asarray(den_off(y1, 0)), rtol=1e-4, atol=1e-4)

@@ -515,3 +515,91 @@ def non_encoder_param_count(cfg: DiffusionNetConfig) -> int:
         total += lin(h, mid) + lin(mid, out)
     total += lin(cfg.num_actors, cfg.actor_embedding_dim, False) + lin(cfg.num_emotions, cfg.emo_embedding_dim, False)
     return total
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sampling with the network (offline inference and the streaming graph of the deploy bundle)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sample_streaming_window(
+    net: DiffusionRNN,
+    params: Any,
+    diffusion: Any,
+    window: Array,
+    identity: Array,
+    emotion: Array,
+    input_latents: Array,
+    noise: Array,
+    *,
+    skip_steps: int = 0,
+    delta_output: bool = True,
+) -> tuple[Array, Array]:
+    """One streaming window, as the exported `network.onnx` (spec_deploy_inference §2.3–2.4).
+
+    window [B, W] audio, identity [B, A], emotion [B, block, E] (or [B, E]), input_latents [S, L, B, H],
+    noise [B, S + 1, F, C] → (prediction [B, F, C], output_latents [S, L, B, H]). HuBERT runs once per window
+    (deterministic in eval mode, so equal to the original's per-step recomputation); each diffusion step
+    reads and overwrites only its latent slot; frames outside the centre block are zero before the delta.
+    """
+    cfg = net.cfg
+    left, block, right = cfg.streaming
+    frames = left + block + right
+    steps = diffusion.num_timesteps
+    if input_latents.shape[0] != steps or noise.shape[1] != steps + 1 or noise.shape[2] != frames:
+        raise ValueError(
+            f"streaming window: expected input_latents [{steps}, L, B, H] and noise [B, {steps + 1}, {frames}, C], "
+            f"found {tuple(input_latents.shape)} and {tuple(noise.shape)}"
+        )
+    variables = {"params": params}
+    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
+    tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
+
+    def denoise_fn(x: Array, t: Array, slot: int, latents: Array) -> tuple[Array, Array]:
+        pred, h = net.apply(
+            variables, x, t, tokens, identity, emotion, latents[slot], method=DiffusionRNN.denoise, crop=True
+        )
+        # A static slot: stacking keeps the exported graph free of scatter ops.
+        latents = jnp.stack([h if i == slot else latents[i] for i in range(latents.shape[0])])
+        return pred, latents
+
+    from a2f_jax.models.gaussian_diffusion import p_sample_loop
+
+    pred, latents = p_sample_loop(diffusion, denoise_fn, noise, input_latents, skip_steps)
+    if delta_output:
+        pred = to_delta(pred, identity, cfg, net.constants)
+    return pred, latents
+
+
+def sample_offline(
+    net: DiffusionRNN,
+    params: Any,
+    diffusion: Any,
+    audio: Array,
+    actor_vec: Array,
+    emotion_vec: Array,
+    noise: Array,
+    *,
+    skip_steps: int = 0,
+    use_ddim: bool = False,
+) -> Array:
+    """Offline inference over a whole clip: T = noise.shape[2] frames, zero initial GRU state at every step.
+
+    DDPM: noise [B, K + 1, T, C] (x_K = noise[:, −1], step k uses noise[:, k]). DDIM (η = 0): noise [B, T, C] is x_K.
+    """
+    variables = {"params": params}
+    frames = noise.shape[-2]
+    hidden = net.apply(variables, audio, method=DiffusionRNN.encode)
+    tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
+
+    def denoise_fn(x: Array, t: Array, slot: int, carry: Any) -> tuple[Array, Any]:
+        pred, _ = net.apply(variables, x, t, tokens, actor_vec, emotion_vec, method=DiffusionRNN.denoise)
+        return pred, carry
+
+    from a2f_jax.models import gaussian_diffusion as gd
+
+    if use_ddim:
+        x, _ = gd.ddim_sample_loop(diffusion, denoise_fn, noise, None, skip_steps)
+    else:
+        x, _ = gd.p_sample_loop(diffusion, denoise_fn, noise, None, skip_steps)
+    return x
