@@ -410,9 +410,11 @@ def test_synthetic_dataset_blendshapes_reproduce_its_skin_caches(tmp_path):
         err = np.abs(weights - truth[shot])
         assert err.mean() < 2e-3 and err.max() < 0.03, (shot, err.mean(), err.max())
     # Tongue caches also carry the jaw's rigid motion, which blendshapes cannot express; the
-    # tongue rig itself solves its own combinations (no frontal mask: all vertices).
+    # tongue rig reproduces its own combinations (no frontal mask: all vertices). Its shapes are
+    # linearly dependent (DᵀD is singular), so only the geometry, not the weights, is unique.
     tongue = bs.from_files(actor / "bs_data" / "bs_tongue.npz", actor / "bs_data" / "bs_tongue_config.json")
     assert tongue.data.frontal_mask is None
-    t_truth = np.load(root / "ground_truth" / "synth" / "tongue_weights.npz")[shots[0]]
-    t_weights = tongue.solve(tongue.evaluate(t_truth))
-    assert np.abs(t_weights - t_truth).max() < 0.03
+    for shot in shots:
+        target = tongue.evaluate(np.load(root / "ground_truth" / "synth" / "tongue_weights.npz")[shot])
+        rms = float(np.sqrt(((tongue.evaluate(tongue.solve(target)) - target) ** 2).mean()))
+        assert rms < 1e-3, (shot, rms)  # measured 1.2e-4 to 1.6e-4 cm (L2 = 0.001 bias)
