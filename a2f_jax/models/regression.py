@@ -1,0 +1,285 @@
+"""The regression network `conv_w2v_autocorr` (spec_networks_training §1, §7) in Flax Linen.
+
+Inputs: audio windows [B, S, 8320] (16 kHz, one 0.52 s window per animation frame), emotion [B, S, 16 + E]
+(implicit vector from the emotion database, then the explicit one-hot) and optionally the per-track norm
+factor [B]. Output [B, S, Ks + Kt + jaw + eye] ordered skin coeffs, tongue coeffs, jaw, eye.
+
+Layout: channels last. The original's [B, S, C, H=time, W=lag] is held as [B*S, H, W, C]; every conv has a
+kernel of width 1 on one of H/W, so each is a 1-D conv along the other axis (`layers.Conv1d`). Submodule and
+parameter names follow the original's state-dict names (w2v, w2v_feature_coeffs, w2v_linear_mapping, freq1..5,
+time1..5, linear_skin_jaw_eyes1/2, linear_tongue1/2, linear_explicit_emo, phoneme_conv1/2, phoneme_regressors_i).
+
+RNG: GDropout and the frozen encoder's dropouts use the "dropout" stream and run only when `train=True`
+(the original leaves its frozen wav2vec in train mode, so its dropouts are active while training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from a2f_jax.errors import ConfigError
+from a2f_jax.models.layers import Conv1d, GDropout, Linear, concat_emotion, norm_relu
+
+Array = jax.Array
+
+AUTOCORR_X_SCALE = 8.912028121636435  # the original's constant (std of a legacy dataset)
+W2V_X_SCALE = 1.0
+W2V_FEATURE_DIM = 768
+BRANCH_CHANNELS = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class AutocorrParams:
+    """`autocorr_params` of NETWORK_HYPER_PARAMS (base-config values as defaults)."""
+
+    num_autocorr: int = 32
+    num_windows: int = 25
+    win_len: int = 640
+    win_stride: int = 320
+    preemph: float = 0.0
+    remove_dc: bool = True
+    win_func: str | None = "hanning"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegressionNetConfig:
+    """Everything that fixes the network's shapes. Build it with `from_network_params`."""
+
+    num_shapes_skin: int
+    num_shapes_tongue: int
+    num_explicit_emotions: int
+    result_jaw_size: int = 15
+    result_eyes_size: int = 4
+    use_w2v_features: bool = True
+    use_autocorr_features: bool = True
+    w2v_freeze: bool = True
+    w2v_num_layers: int = 1
+    autocorr: AutocorrParams = AutocorrParams()
+    implicit_emotion_len: int = 16
+    explicit_emo_emb_len: int = 8
+    num_phonemes: tuple[tuple[str, int], ...] = ()  # ((lang, vocab size), ...) in PHONEME_FORCING_LANGS order
+    encoder: Any = None  # audio_encoder.EncoderConfig; required when use_w2v_features
+    conv_impl: str = "matmul"  # "matmul" or "xla" (same maths; matmul is faster on CPU)
+
+    @property
+    def emotion_len(self) -> int:
+        return self.implicit_emotion_len + self.num_explicit_emotions
+
+    @property
+    def joint_emo_emb_len(self) -> int:
+        return self.implicit_emotion_len + self.explicit_emo_emb_len
+
+    @property
+    def output_size(self) -> int:
+        return self.num_shapes_skin + self.num_shapes_tongue + self.result_jaw_size + self.result_eyes_size
+
+    @property
+    def use_phoneme_forcing(self) -> bool:
+        return len(self.num_phonemes) > 0 and self.use_w2v_features
+
+    @classmethod
+    def from_network_params(cls, params: Mapping[str, Any], encoder: Any = None, conv_impl: str = "matmul") -> "RegressionNetConfig":
+        """From the original's network params: NETWORK_HYPER_PARAMS | {explicit_emotions, num_shapes_skin,
+        num_shapes_tongue, result_jaw_size, result_eyes_size, [num_phonemes]} (network_info_full.json "params")."""
+        known = {
+            "use_w2v_features", "use_autocorr_features", "w2v_freeze", "w2v_num_layers", "autocorr_params",
+            "implicit_emotion_len", "explicit_emo_emb_len", "explicit_emotions", "num_shapes_skin",
+            "num_verts_skin", "num_shapes_tongue", "num_verts_tongue", "result_jaw_size", "result_eyes_size",
+            "num_phonemes",
+        }
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"NETWORK_HYPER_PARAMS: expected keys among {sorted(known)}, found unknown {unknown}")
+        ac = dict(params.get("autocorr_params") or {})
+        ac_fields = {f.name for f in dataclasses.fields(AutocorrParams)}
+        if set(ac) - ac_fields:
+            raise ConfigError(
+                f"NETWORK_HYPER_PARAMS [autocorr_params]: expected keys among {sorted(ac_fields)}, "
+                f"found unknown {sorted(set(ac) - ac_fields)}"
+            )
+        num_phonemes = params.get("num_phonemes") or {}
+        cfg = cls(
+            num_shapes_skin=int(params.get("num_shapes_skin", 0)),
+            num_shapes_tongue=int(params.get("num_shapes_tongue", 0)),
+            num_explicit_emotions=len(params.get("explicit_emotions", [])),
+            result_jaw_size=int(params.get("result_jaw_size", 0)),
+            result_eyes_size=int(params.get("result_eyes_size", 0)),
+            use_w2v_features=bool(params.get("use_w2v_features", False)),
+            use_autocorr_features=bool(params.get("use_autocorr_features", False)),
+            w2v_freeze=bool(params.get("w2v_freeze", True)),
+            w2v_num_layers=int(params.get("w2v_num_layers", 1)),
+            autocorr=AutocorrParams(**ac),
+            implicit_emotion_len=int(params.get("implicit_emotion_len", 16)),
+            explicit_emo_emb_len=int(params.get("explicit_emo_emb_len", 8)),
+            num_phonemes=tuple((str(k), int(v)) for k, v in dict(num_phonemes).items()),
+            encoder=encoder,
+            conv_impl=conv_impl,
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not (self.use_w2v_features or self.use_autocorr_features):
+            raise ConfigError("NETWORK_HYPER_PARAMS: expected use_w2v_features or use_autocorr_features, found neither")
+        if self.use_w2v_features and self.encoder is None:
+            raise ConfigError("RegressionNetConfig [encoder]: expected an EncoderConfig when use_w2v_features, found None")
+        if self.use_w2v_features and self.w2v_num_layers < 1:
+            raise ConfigError(f"NETWORK_HYPER_PARAMS [w2v_num_layers]: expected >= 1, found {self.w2v_num_layers}")
+        if self.conv_impl not in ("matmul", "xla"):
+            raise ConfigError(f"RegressionNetConfig [conv_impl]: expected 'matmul' or 'xla', found {self.conv_impl!r}")
+        for name in ("num_shapes_skin", "num_shapes_tongue", "result_jaw_size", "result_eyes_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"network params [{name}]: expected >= 0, found {getattr(self, name)}")
+
+
+class ConvW2VAutocorr(nn.Module):
+    """conv_w2v_autocorr. `__call__` returns (out [B, S, D], aux); aux["phonemes"] holds the per-language
+    phoneme logits [B, S, 25, P] when the phoneme head is enabled and `with_phonemes` (the original's "train"
+    mode). `infer` is the export path: (audio [B, S, 8320], emotion [B, S, 16 + E]) -> [B, S, D], no norm factor."""
+
+    cfg: RegressionNetConfig
+
+    def _check_inputs(self, audio: Array, emotion: Array) -> None:
+        c = self.cfg
+        if audio.ndim != 3:
+            raise ValueError(f"ConvW2VAutocorr: audio expected [B, S, samples], found shape {audio.shape}")
+        if emotion.shape != audio.shape[:2] + (c.emotion_len,):
+            raise ValueError(
+                f"ConvW2VAutocorr: emotion expected {audio.shape[:2] + (c.emotion_len,)} "
+                f"(implicit {c.implicit_emotion_len} + explicit {c.num_explicit_emotions}), found {emotion.shape}"
+            )
+
+    def _conv(self, name: str, features: int, k: int, stride: int, pad: int) -> Conv1d:
+        return Conv1d(features, k, stride, (pad, pad), impl=self.cfg.conv_impl, name=name)
+
+    def _w2v_features(self, audio: Array, train: bool) -> Array:
+        """audio [B*S, N] -> [B*S, 25, 256] (time-major, channels last)."""
+        from a2f_jax.models.audio_encoder import AudioEncoder  # the shared wav2vec2/HuBERT encoder
+
+        c = self.cfg
+        enc = AudioEncoder(c.encoder, c.w2v_num_layers, name="w2v")
+        hidden = enc(audio * W2V_X_SCALE, train=train).hidden_states
+        # hidden_states[0] is the transformer input; [1:] are the outputs of the kept blocks.
+        feats = jnp.stack(hidden[1 : c.w2v_num_layers + 1], axis=-1)  # [N, T, 768, L]
+        if c.w2v_freeze:
+            feats = jax.lax.stop_gradient(feats)  # frozen: no gradient into (or through) the encoder
+        coeffs = self.param("w2v_feature_coeffs", nn.initializers.ones, (c.w2v_num_layers,))
+        feats = jnp.sum(feats * coeffs, axis=-1) / jnp.sum(coeffs)
+        return nn.relu(Linear(BRANCH_CHANNELS, name="w2v_linear_mapping")(feats))
+
+    def _autocorr_features(self, audio: Array, norm_factor: Array | None, batch: int, train: bool) -> Array:
+        """audio [B*S, N] -> [B*S, 25, 256]."""
+        from a2f_jax.models.autocorr import autocorrelation
+
+        c, p = self.cfg, self.cfg.autocorr
+        x = audio
+        if norm_factor is not None:
+            x = x / jnp.repeat(norm_factor, x.shape[0] // batch)[:, None]
+        x = x * AUTOCORR_X_SCALE
+        ac = autocorrelation(
+            x,
+            num_autocorr=p.num_autocorr,
+            num_windows=p.num_windows,
+            win_len=p.win_len,
+            win_stride=p.win_stride,
+            preemph=p.preemph,
+            remove_dc=p.remove_dc,
+            win_func=p.win_func,
+        )  # [B*S, H=25, W=32]
+        n, h = ac.shape[0], ac.shape[1]
+        drop = GDropout()
+
+        def gdrop(y: Array) -> Array:  # y [B*S*H, W, C]: one multiplier per (batch item, channel)
+            return drop(y.reshape(batch, -1, y.shape[-1]), train).reshape(y.shape)
+
+        y = gdrop(ac.reshape(n * h, ac.shape[2], 1))
+        for i, ch in enumerate((72, 108, 162, 243), start=1):
+            y = gdrop(norm_relu(self._conv(f"freq{i}", ch, 3, 2, 1)(y)))
+        y = gdrop(norm_relu(self._conv("freq5", BRANCH_CHANNELS, 2, 1, 0)(y)))  # [B*S*H, 1, 256]
+        if y.shape[1] != 1:
+            raise ConfigError(f"autocorr_params [num_autocorr]: expected the freq stack to end at width 1, found {y.shape[1]}")
+        return y.reshape(n, h, BRANCH_CHANNELS)
+
+    @nn.compact
+    def __call__(
+        self,
+        audio: Array,
+        emotion: Array,
+        x_norm_factor: Array | None = None,
+        *,
+        train: bool = False,
+        with_phonemes: bool = True,
+    ) -> tuple[Array, dict[str, Any]]:
+        c = self.cfg
+        self._check_inputs(audio, emotion)
+        b, s = audio.shape[:2]
+        flat_audio = audio.reshape(b * s, audio.shape[2])
+        drop = GDropout()
+
+        def gdrop(y: Array) -> Array:  # y [B*S, ..., C]
+            return drop(y.reshape(b, -1, y.shape[-1]), train).reshape(y.shape)
+
+        implicit = emotion[..., : c.implicit_emotion_len]
+        explicit_emb = Linear(c.explicit_emo_emb_len, name="linear_explicit_emo")(emotion[..., c.implicit_emotion_len :])
+        joint_emo = jnp.concatenate([implicit, explicit_emb], axis=-1)  # [B, S, 24]
+
+        def add_emo(y: Array) -> Array:  # y [B*S, ..., C] -> [B*S, ..., C + 24]
+            y = concat_emotion(y.reshape((b, s) + y.shape[1:]), joint_emo)
+            return y.reshape((b * s,) + y.shape[2:])
+
+        features, aux = [], {}
+        if c.use_w2v_features:
+            x_w2v = self._w2v_features(flat_audio, train)
+            features.append(x_w2v)
+        if c.use_autocorr_features:
+            features.append(self._autocorr_features(flat_audio, x_norm_factor, b, train))
+        x = jnp.concatenate(features, axis=-1) if len(features) > 1 else features[0]  # [B*S, 25, 512]
+
+        if c.use_phoneme_forcing and with_phonemes:
+            ph = gdrop(norm_relu(self._conv("phoneme_conv1", BRANCH_CHANNELS, 3, 1, 1)(x_w2v)))
+            ph = gdrop(norm_relu(self._conv("phoneme_conv2", BRANCH_CHANNELS, 3, 1, 1)(ph)))
+            ph = ph.reshape(b, s, ph.shape[1], BRANCH_CHANNELS)
+            aux["phonemes"] = [
+                Linear(n, name=f"phoneme_regressors_{i}")(ph) for i, (_, n) in enumerate(c.num_phonemes)
+            ]
+
+        for i in range(1, 5):
+            x = add_emo(gdrop(norm_relu(self._conv(f"time{i}", BRANCH_CHANNELS, 3, 2, 1)(x))))
+        # Flatten in the original's channel-major order (index = c * H + h) so ported weights line up.
+        x = jnp.transpose(x, (0, 2, 1)).reshape(b * s, -1)
+        x = add_emo(norm_relu(Linear(BRANCH_CHANNELS, name="time5")(x)))  # [B*S, 280]
+
+        a = c.num_shapes_skin + c.result_jaw_size + c.result_eyes_size
+        out_a = Linear(a, name="linear_skin_jaw_eyes2")(Linear(a, name="linear_skin_jaw_eyes1")(x))
+        out_t = Linear(c.num_shapes_tongue, name="linear_tongue2")(Linear(c.num_shapes_tongue, name="linear_tongue1")(x))
+        ks = c.num_shapes_skin
+        out = jnp.concatenate([out_a[:, :ks], out_t, out_a[:, ks:]], axis=-1)
+        return out.reshape(b, s, c.output_size), aux
+
+    def infer(self, audio: Array, emotion: Array) -> Array:
+        """Export/inference path (the original's "onnx" mode): eval, no norm factor, no phoneme head."""
+        out, _ = self(audio, emotion, None, train=False, with_phonemes=False)
+        return out
+
+
+def init_params(model: ConvW2VAutocorr, key: Array, batch: int = 1, seq: int = 2, buffer_len: int = 8320) -> Any:
+    """Random (PyTorch-style) init of every parameter from zero inputs of the given shape."""
+    audio = jnp.zeros((batch, seq, buffer_len), jnp.float32)
+    emotion = jnp.zeros((batch, seq, model.cfg.emotion_len), jnp.float32)
+    return model.init({"params": key}, audio, emotion, jnp.ones((batch,), jnp.float32), train=False)["params"]
+
+
+def count_params(tree: Any) -> int:
+    """Number of scalars in a pytree of arrays or ShapeDtypeStructs (works on `jax.eval_shape` output)."""
+    total = 0
+    for leaf in jax.tree_util.tree_leaves(tree):
+        n = 1
+        for d in leaf.shape:
+            n *= int(d)
+        total += n
+    return total

@@ -1,0 +1,232 @@
+"""conv_w2v_autocorr: shapes, output order, flatten order, train/eval modes, phoneme head, parameter counts."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from a2f_jax.errors import ConfigError
+from a2f_jax.models import audio_encoder
+from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, count_params, init_params
+
+# TEMPORARY stand-in until a2f_jax.models.autocorr lands (removed once the real module exists).
+try:
+    import a2f_jax.models.autocorr  # noqa: F401
+except ModuleNotFoundError:
+    import sys
+    import types
+
+    def _autocorrelation(x, num_autocorr=32, num_windows=25, win_len=640, win_stride=320, preemph=0.0,
+                         remove_dc=True, win_func="hanning"):
+        idx = np.arange(num_windows)[:, None] * win_stride + np.arange(win_len)[None, :]
+        w = x[:, idx]
+        if remove_dc:
+            w = w - w.mean(-1, keepdims=True)
+        w = w * jnp.asarray(np.hanning(win_len), jnp.float32)
+        return jnp.stack([jnp.sum(w[..., : win_len - k] * w[..., k:], -1) for k in range(num_autocorr)], -1) / win_len
+
+    _mod = types.ModuleType("a2f_jax.models.autocorr")
+    _mod.autocorrelation = _autocorrelation
+    sys.modules["a2f_jax.models.autocorr"] = _mod
+
+TINY_ENCODER = audio_encoder.EncoderConfig(
+    model_type="wav2vec2",
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    conv_dim=(8,) * 7,
+    num_conv_pos_embeddings=8,
+    num_conv_pos_embedding_groups=4,
+    layerdrop=0.0,
+    apply_spec_augment=False,
+    mask_time_prob=0.0,
+)
+
+HYPER = {
+    "use_w2v_features": True,
+    "use_autocorr_features": True,
+    "w2v_freeze": True,
+    "w2v_num_layers": 1,
+    "autocorr_params": {"num_autocorr": 32, "num_windows": 25, "win_len": 640, "win_stride": 320,
+                        "preemph": 0.0, "remove_dc": True, "win_func": "hanning"},
+    "implicit_emotion_len": 16,
+    "explicit_emo_emb_len": 8,
+}
+EMOTIONS = ["amazement", "anger", "cheekiness"]
+KS, KT = 5, 3
+
+
+def _cfg(encoder=TINY_ENCODER, **extra):
+    params = dict(HYPER, explicit_emotions=EMOTIONS, num_shapes_skin=KS, num_shapes_tongue=KT,
+                  result_jaw_size=15, result_eyes_size=4)
+    params.update(extra)
+    return RegressionNetConfig.from_network_params(params, encoder=encoder)
+
+
+def _inputs(b=2, s=2, seed=0):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    audio = 0.1 * jax.random.normal(k1, (b, s, 8320))
+    emo = jnp.concatenate([0.01 * jax.random.normal(k2, (b, s, 16)), jnp.eye(3)[jnp.arange(b * s) % 3].reshape(b, s, 3)], -1)
+    return audio, emo, jnp.full((b,), 0.5)
+
+
+@functools.lru_cache(maxsize=None)
+def _fns(model):
+    """One jitted init / eval / train / grad per model (compiles dominate this file's run time)."""
+    def eval_(p, a, e, n):
+        return model.apply({"params": p}, a, e, n, train=False, capture_intermediates=True, mutable=["intermediates"])
+
+    def train(p, a, e, n, k):
+        return model.apply({"params": p}, a, e, n, train=True, rngs={"dropout": k})
+
+    def loss(p, a, e, n):
+        return jnp.sum(model.apply({"params": p}, a, e, n, train=False)[0] ** 2)
+
+    return {
+        "init": jax.jit(lambda k: init_params(model, k)),
+        "eval": jax.jit(eval_),
+        "train": jax.jit(train),
+        "grad": jax.jit(jax.grad(loss)),
+        "infer": jax.jit(lambda p, a, e: model.apply({"params": p}, a, e, method=model.infer)),
+    }
+
+
+@pytest.fixture(scope="module")
+def net():
+    model = ConvW2VAutocorr(_cfg(num_phonemes={"en": 7, "zh": 5}))
+    return model, _fns(model)["init"](jax.random.PRNGKey(0))
+
+
+def _eval(model, params, *args):
+    (out, aux), state = _fns(model)["eval"](params, *args)
+    return out, aux, state["intermediates"]
+
+
+def test_shapes_through_every_layer(net):
+    model, params = net
+    out, aux, inter = _eval(model, params, *_inputs())
+    assert out.shape == (2, 2, KS + KT + 19)
+    shape = lambda name: inter[name]["__call__"][0].shape
+    n = 4  # B * S
+    assert shape("w2v_linear_mapping") == (n, 25, 256)
+    assert [shape(f"freq{i}") for i in range(1, 6)] == [
+        (n * 25, 16, 72), (n * 25, 8, 108), (n * 25, 4, 162), (n * 25, 2, 243), (n * 25, 1, 256)]
+    assert [shape(f"time{i}") for i in range(1, 5)] == [(n, 13, 256), (n, 7, 256), (n, 4, 256), (n, 2, 256)]
+    assert shape("time5") == (n, 256)
+    assert shape("linear_explicit_emo") == (2, 2, 8)
+    assert shape("linear_skin_jaw_eyes2") == (n, KS + 19) and shape("linear_tongue2") == (n, KT)
+    assert shape("phoneme_conv1") == (n, 25, 256) and shape("phoneme_conv2") == (n, 25, 256)
+    assert inter["w2v"]["__call__"][0].hidden_states[1].shape == (n, 25, 16)
+    # the phoneme head runs in the original's "train" mode, in eval as well (r2_emo_zero pass)
+    assert [p.shape for p in aux["phonemes"]] == [(2, 2, 25, 7), (2, 2, 25, 5)]
+    assert params["phoneme_regressors_0"]["kernel"].shape == (256, 7)
+    assert params["phoneme_regressors_1"]["kernel"].shape == (256, 5)
+
+
+def test_output_order_skin_tongue_jaw_eye(net):
+    model, params = net
+    a = KS + 19
+    p = dict(params)
+    p["linear_skin_jaw_eyes2"] = {"kernel": jnp.zeros((a, a)), "bias": jnp.arange(a, dtype=jnp.float32)}
+    p["linear_tongue2"] = {"kernel": jnp.zeros((KT, KT)), "bias": 100.0 + jnp.arange(KT, dtype=jnp.float32)}
+    out, _, _ = _eval(model, p, *_inputs())
+    expected = np.concatenate([np.arange(KS), 100 + np.arange(KT), np.arange(KS, KS + 15), np.arange(KS + 15, a)])
+    np.testing.assert_array_equal(out[0, 0], expected)
+
+
+def test_time5_flattens_channel_major_like_pytorch(net):
+    model, params = net
+    c_idx, h_idx = 37, 1
+    p = dict(params)
+    k = np.zeros((560, 256), np.float32)
+    k[c_idx * 2 + h_idx, 0] = 1.0  # PyTorch view order of [C=280, H=2]: index c * 2 + h
+    k[(256 + 2) * 2 + 0, 1] = 1.0  # channel 256 + j carries the joint emotion j (implicit first)
+    p["time5"] = {"kernel": jnp.asarray(k), "bias": jnp.zeros(256)}
+    audio, emo, nf = _inputs()
+    _, _, inter = _eval(model, p, audio, emo, nf)
+    t4 = inter["time4"]["__call__"][0]  # [B*S, H=2, 256] before NormRelu
+    t5 = inter["time5"]["__call__"][0]
+    np.testing.assert_allclose(t5[:, 0], math.sqrt(2) * np.maximum(np.asarray(t4[:, h_idx, c_idx]), 0), rtol=1e-5)
+    np.testing.assert_allclose(t5[:, 1], np.asarray(emo[..., 2]).reshape(-1), rtol=1e-6)
+
+
+def test_eval_deterministic_train_stochastic_with_dropout_key(net):
+    model, params = net
+    audio, emo, nf = _inputs()
+    f = _fns(model)
+    e1, _, _ = _eval(model, params, audio, emo, nf)
+    e2, _, _ = _eval(model, params, audio, emo, nf)
+    np.testing.assert_array_equal(e1, e2)
+    t1, aux1 = f["train"](params, audio, emo, nf, jax.random.PRNGKey(1))
+    t2, _ = f["train"](params, audio, emo, nf, jax.random.PRNGKey(2))
+    np.testing.assert_array_equal(t1, f["train"](params, audio, emo, nf, jax.random.PRNGKey(1))[0])
+    assert not np.allclose(t1, t2) and not np.allclose(t1, e1)
+    assert [p.shape for p in aux1["phonemes"]] == [(2, 2, 25, 7), (2, 2, 25, 5)]
+    # the export path: eval, no norm factor, no phoneme head
+    np.testing.assert_allclose(f["infer"](params, audio, emo), _eval(model, params, audio, emo, jnp.ones(2))[0], rtol=1e-6)
+
+
+def test_norm_factor_only_reaches_autocorr_branch(net):
+    model, params = net
+    audio, emo, nf = _inputs()
+    o1, _, i1 = _eval(model, params, audio, emo, nf)
+    o2, _, i2 = _eval(model, params, audio, emo, 3.0 * nf)
+    w = lambda i: np.asarray(i["w2v_linear_mapping"]["__call__"][0])
+    np.testing.assert_array_equal(w(i1), w(i2))  # the wav2vec branch sees raw audio
+    assert not np.allclose(i1["freq1"]["__call__"][0], i2["freq1"]["__call__"][0])
+    assert not np.allclose(o1, o2)
+    # branches can be switched off; the parameter tree follows
+    no_ac = ConvW2VAutocorr(_cfg(use_autocorr_features=False))
+    shapes = jax.eval_shape(lambda k: init_params(no_ac, k), jax.random.PRNGKey(0))
+    assert not any(k.startswith("freq") for k in shapes) and shapes["time1"]["kernel"].shape == (3, 256, 256)
+    no_w2v = ConvW2VAutocorr(_cfg(use_w2v_features=False, num_phonemes={"en": 7}))
+    shapes = jax.eval_shape(lambda k: init_params(no_w2v, k), jax.random.PRNGKey(0))
+    assert "w2v" not in shapes and not any(k.startswith("phoneme") for k in shapes)
+
+
+def test_frozen_encoder_gets_no_gradient_and_trunk_does(net):
+    model, params = net
+    grads = _fns(model)["grad"](params, *_inputs())
+    assert sum(float(jnp.abs(g).sum()) for g in jax.tree_util.tree_leaves(grads["w2v"])) == 0.0
+    for name in ("w2v_linear_mapping", "freq1", "time1", "time5", "linear_explicit_emo", "linear_tongue1"):
+        assert float(jnp.abs(grads[name]["kernel"]).sum()) > 0, name
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="neither"):
+        _cfg(use_w2v_features=False, use_autocorr_features=False)
+    with pytest.raises(ConfigError, match="unknown"):
+        _cfg(use_gru=True)
+    with pytest.raises(ConfigError, match="autocorr_params"):
+        _cfg(autocorr_params={"num_lags": 3})
+    with pytest.raises(ConfigError, match="EncoderConfig"):
+        _cfg(encoder=None)
+    model = ConvW2VAutocorr(_cfg())
+    audio, emo, nf = _inputs()
+    with pytest.raises(ValueError, match="emotion expected"):
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), audio, emo[..., :-1], nf))
+
+
+def test_parameter_count_base_config():
+    """§1.7: trainable core 1,699,316; heads (281A) + (A^2 + A) + (281Kt) + (Kt^2 + Kt); phoneme 393,728 + 257P."""
+    enc = audio_encoder.TORCHAUDIO_WAV2VEC2_BASE
+    params = dict(HYPER, explicit_emotions=[f"e{i}" for i in range(10)], num_shapes_skin=140, num_shapes_tongue=10,
+                  result_jaw_size=15, result_eyes_size=4, num_phonemes={"en": 42})
+    model = ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder=enc))
+    shapes = jax.eval_shape(lambda k: init_params(model, k), jax.random.PRNGKey(0))
+    counts = {k: count_params(v) for k, v in shapes.items()}
+    heads = ("linear_skin_jaw_eyes1", "linear_skin_jaw_eyes2", "linear_tongue1", "linear_tongue2")
+    core = sum(v for k, v in counts.items() if k != "w2v" and k not in heads and not k.startswith("phoneme"))
+    assert core == 1_699_316
+    assert counts["w2v_linear_mapping"] == 196_864 and counts["time1"] == 393_472 and counts["time5"] == 143_616
+    assert [counts[f"freq{i}"] for i in range(1, 6)] == [288, 23_436, 52_650, 118_341, 124_672]
+    assert counts["linear_explicit_emo"] == 88 and counts["w2v_feature_coeffs"] == 1
+    a, kt = 140 + 19, 10
+    assert sum(counts[h] for h in heads) == 281 * a + a * a + a + 281 * kt + kt * kt + kt == 73_039
+    assert sum(v for k, v in counts.items() if k.startswith("phoneme")) == 393_728 + 257 * 42
+    # the frozen truncated wav2vec: about 16.40 M (spec §1.7)
+    assert abs(counts["w2v"] - 16.40e6) < 0.01e6
