@@ -21,14 +21,19 @@ with D the active deltas over the frontal mask (all vertices when there is none)
 (+1, −1) per symmetry pair, s = (|bbox diagonal of the neutral| / templateBBSize)² so the strengths
 do not depend on the mesh units, and x_{−1} = 0. Since x ≥ 0, the 11ᵀ term is a squared L1 norm.
 
-Temporal smoothing: we keep the SDK's causal formulation (each frame tied to the previous frame's
-solution, exactly the numbers the SDK would stream from the same geometry and config; the shipped
-strengths are tuned for it). Note the SDK's own asymmetry: the previous frame enters b with
-Tmp·s but A with Tmp·100·s, so the term mostly shrinks weights and pulls weakly towards the last
-frame. The recursion is sequential, yet we solve all frames at once: a parallel fixed-point
-(Picard) sweep solves every frame given the previous sweep's x_{t−1}. After sweep k the first k
-frames are exact, and since the map x_{t−1} → x_t contracts by about Tmp·s / λ_min(A) ≤ 1/100,
-the sweeps converge in a handful of iterations.
+Temporal smoothing: a penalty tying each frame to the previous frame's solution (causal, so the
+same code serves streams: ``prev_weights`` continues one), not a whole-sequence formulation,
+because that is what the SDK computes from the same geometry and config, and the shipped
+strengths are tuned for it. Note the SDK's asymmetry: x_{t−1} enters b with Tmp·s but A with
+Tmp·100·s, so its "smoothing" is mostly an extra L2 shrinkage with a ~1/100 pull towards the last
+frame. ``temporal_mode="sdk"`` (default) reproduces it; ``temporal_mode="proximal"`` gives x_{t−1}
+the weight Tmp·100·s in b as well, i.e. adds exactly ½·Tmp·100·s·|x_t − x_{t−1}|² to the energy
+(a real pull to the previous frame, no shrinkage towards 0).
+The recursion is sequential, yet almost all the work is batched: two parallel fixed-point sweeps
+(every frame solved at once given the previous sweep's x_{t−1}) find each frame's partition into
+free / at-0 / at-1 poses, then one sequential pass applies the cached inverses of the free-pose
+blocks (a K×K matrix-vector product per frame), pivoting again only for frames whose partition
+turns out wrong. The result is the exact recursion.
 
 Cancel pairs (SDK): after a first solve, the smaller weight of each pair (the second one on a tie)
 gets an upper bound of 1e-10 and the frame is solved again. Then the raw weights are scattered to
@@ -38,9 +43,7 @@ result is not clamped after that.
 
 Each bounded QP is solved exactly by block principal pivoting (Júdice & Pires; Kim & Park's
 backup rule against cycling), batched over frames with NumPy: every iteration is one batched
-solve of the K×K normal equations restricted to the free poses. Temporal sweeps after the first
-keep each frame's optimal partition and the inverse of its restricted matrix, so a sweep costs one
-matrix-vector product per frame plus pivoting for the few frames whose partition changed.
+solve of the K×K normal equations restricted to the free poses.
 
 One deliberate deviation: the SDK also pairs the two poses marked −1 when exactly two active poses
 are unpaired; here −1 always means "no pair".
@@ -59,12 +62,13 @@ import numpy as np
 
 from a2f_jax import io_utils
 from a2f_jax.data import caches
-from a2f_jax.errors import DataError, describe
+from a2f_jax.errors import ConfigError, DataError, describe
 
 # SDK defaults (audio2face/blendshape_solver.h).
 DEFAULT_TEMPLATE_BB_SIZE = 54.7
 DEFAULT_TOLERANCE = 1e-10
 CANCEL_UPPER_BOUND = 1e-10  # the upper bound the SDK gives the weaker pose of a cancel pair
+TEMPORAL_MODES = ("sdk", "proximal")
 
 _REQUIRED_PARAMS = (
     "strengthL1regularization",
@@ -276,9 +280,6 @@ def load_blendshape_config(path: str | pathlib.Path) -> BlendshapeConfig:
 
 _FREE, _LOWER, _UPPER = 0, 1, 2  # partition of each pose: free, at 0, at its upper bound
 _BLOCK = 128  # frames per block of pivoting: keeps the [block, K, K] temporaries in cache
-# Stop the temporal sweeps when no x_{t-1} moved more than this; the weights then differ from the
-# sequential recursion by about 1e-2 × this (the contraction factor), far below float32 output.
-_PICARD_TOL = 1e-7
 
 
 def solve_box_qp(
@@ -409,6 +410,24 @@ class _Partitions:
         bad = (free & ((x < -tol) | (x > upper + tol))) | ((st == _LOWER) & (g < -tol_g)) | ((st == _UPPER) & (g > tol_g))
         return np.clip(x, 0.0, upper), ~bad.any(axis=1)
 
+    def solve_one(self, i: int, b: np.ndarray, upper: np.ndarray, tol: float) -> np.ndarray:
+        """Row i alone: the cached partition if it is still optimal, else pivot from it and cache."""
+        if self._inv is None:
+            self._inv = self._inverse(self.state)
+        st = self.state[i]
+        free = st == _FREE
+        fixed = np.where(st == _UPPER, upper, 0.0)
+        x = self._inv[i] @ np.where(free, b - fixed @ self.A, fixed)
+        g = x @ self.A - b
+        tol_g = tol * max(1.0, float(np.abs(np.diag(self.A)).max()))
+        if (x[free] >= -tol).all() and (x[free] <= upper[free] + tol).all() and (g[st == _LOWER] >= -tol_g).all() and (
+            g[st == _UPPER] <= tol_g
+        ).all():
+            return np.clip(x, 0.0, upper)
+        x, state = solve_box_qp(self.A, b[None], upper[None], st[None], tol)
+        self.update(np.array([i]), state)
+        return x[0]
+
     def update(self, rows: np.ndarray, state: np.ndarray) -> None:
         self.state[rows] = state
         if self._inv is not None:
@@ -418,7 +437,12 @@ class _Partitions:
 class BlendshapeSolver:
     """Precomputes the normal equations once; ``solve`` maps geometry [T, V, 3] to weights [T, P]."""
 
-    def __init__(self, data: BlendshapeData, config: BlendshapeConfig, chunk: int = 1024):
+    def __init__(self, data: BlendshapeData, config: BlendshapeConfig, temporal_mode: str = "sdk", chunk: int = 1024):
+        """``temporal_mode``: "sdk" (the SDK's numbers: x_{t-1} enters b with Tmp·s) or "proximal"
+        (x_{t-1} enters b with Tmp·100·s, the same weight as in A: the energy gains exactly
+        ½·Tmp·100·s·|x − x_{t-1}|², a real pull towards the previous frame)."""
+        if temporal_mode not in TEMPORAL_MODES:
+            raise ConfigError(describe("BlendshapeSolver", "temporal_mode", f"one of {TEMPORAL_MODES}", repr(temporal_mode)))
         num = len(data.pose_names)
         if config.num_poses != num:
             raise DataError(
@@ -464,8 +488,12 @@ class BlendshapeSolver:
             warnings.warn(f"{data.source}: blendshape normal matrix is singular; adding a ridge of {ridge:.3g}")
             A = A + ridge * np.eye(k)
         self.A = A  # [K, K]
-        self.temporal_coef = config.temporal * s  # weight of x_{t-1} in b_t
+        # Weight of x_{t-1} in b_t.
+        self.temporal_coef = config.temporal * s * (100.0 if temporal_mode == "proximal" else 1.0)
+        self.temporal_mode = temporal_mode
         self.cancel_pairs = _pairs(config.cancel, config.active)
+        self._cancel_i = np.array([i for i, _ in self.cancel_pairs], np.int64)
+        self._cancel_j = np.array([j for _, j in self.cancel_pairs], np.int64)
         self._tol = max(float(config.tolerance), 1e-12) * 10.0
 
     # -- geometry to the linear term ---------------------------------------------------------
@@ -552,18 +580,31 @@ class BlendshapeSolver:
         prev0 = np.zeros(k) if prev_weights is None else np.asarray(prev_weights, np.float64).reshape(k)
         if self.temporal_coef == 0.0:
             return self._solve_frames(base, None)[0]
-        # Parallel fixed point of the causal recursion x_t = solve(b_t + c·x_{t-1}) (module
-        # docstring). Sweep k makes frame k exact, so t sweeps always suffice; the contraction
-        # usually ends it after a few, each mostly one matrix-vector product per frame.
-        prev = np.tile(prev0, (t, 1))
-        x, parts = self._solve_frames(base + self.temporal_coef * prev, None)
-        for _ in range(t):
-            new_prev = np.vstack([prev0[None], x[:-1]])
-            if np.abs(new_prev - prev).max() <= _PICARD_TOL:
-                break
-            prev = new_prev
-            x, parts = self._solve_frames(base + self.temporal_coef * prev, parts)
-        return x
+        # The causal recursion x_t = solve(b_t + c·x_{t-1}) (module docstring): two batched
+        # fixed-point sweeps find each frame's partition (nearly always the final one), then one
+        # sequential pass applies the cached inverses, re-pivoting only frames whose partition
+        # turns out wrong. The result is exact, not a tolerance away from the recursion.
+        c = self.temporal_coef
+        x, parts = self._solve_frames(base + c * prev0, None)
+        x, parts = self._solve_frames(base + c * np.vstack([prev0[None], x[:-1]]), parts)
+        out = np.empty_like(x)
+        prev = prev0
+        for i in range(t):
+            prev = out[i] = self._solve_one(i, base[i] + c * prev, parts)
+        return out
+
+    def _solve_one(self, i: int, b: np.ndarray, parts: list) -> np.ndarray:
+        """Frame i of a sequential pass (both SDK passes), reusing and repairing ``parts``."""
+        x = parts[0].solve_one(i, b, np.ones_like(b), self._tol)
+        if not self.cancel_pairs:
+            return x
+        upper = np.ones_like(x)
+        i_wins = x[self._cancel_i] >= x[self._cancel_j]
+        upper[self._cancel_j[i_wins]] = CANCEL_UPPER_BOUND
+        upper[self._cancel_i[~i_wins]] = CANCEL_UPPER_BOUND
+        if (x <= upper).all():  # the caps do not bite: the first solution is also the second
+            return x
+        return parts[1].solve_one(i, b, upper, self._tol)
 
     def to_output(self, raw: np.ndarray) -> np.ndarray:
         """Scatter raw active weights [T, K] to all poses and apply multipliers then offsets: [T, P]."""
