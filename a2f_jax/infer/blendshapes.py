@@ -388,6 +388,7 @@ class _Partitions:
         self.A = A
         self.state = state
         self._inv: np.ndarray | None = None
+        self._gscale: float | None = None
 
     def _inverse(self, state: np.ndarray) -> np.ndarray:
         out = np.empty(state.shape + state.shape[-1:])  # [N, K, K]
@@ -395,6 +396,11 @@ class _Partitions:
             free = state[lo : lo + _BLOCK] == _FREE
             out[lo : lo + _BLOCK] = np.linalg.inv(np.where(free[:, :, None] & free[:, None, :], self.A, np.eye(len(self.A))))
         return out
+
+    def _tol_g(self, tol: float) -> float:
+        if self._gscale is None:
+            self._gscale = max(1.0, float(np.abs(np.diag(self.A)).max()))
+        return tol * self._gscale
 
     def solve(self, b: np.ndarray, upper: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
         """x for the cached partitions, and whether each frame still meets the KKT conditions."""
@@ -406,7 +412,7 @@ class _Partitions:
         rhs = np.where(free, b - fixed @ self.A, fixed)
         x = np.einsum("nij,nj->ni", self._inv, rhs)
         g = x @ self.A - b
-        tol_g = tol * max(1.0, float(np.abs(np.diag(self.A)).max()))
+        tol_g = self._tol_g(tol)
         bad = (free & ((x < -tol) | (x > upper + tol))) | ((st == _LOWER) & (g < -tol_g)) | ((st == _UPPER) & (g > tol_g))
         return np.clip(x, 0.0, upper), ~bad.any(axis=1)
 
@@ -419,10 +425,9 @@ class _Partitions:
         fixed = np.where(st == _UPPER, upper, 0.0)
         x = self._inv[i] @ np.where(free, b - fixed @ self.A, fixed)
         g = x @ self.A - b
-        tol_g = tol * max(1.0, float(np.abs(np.diag(self.A)).max()))
-        if (x[free] >= -tol).all() and (x[free] <= upper[free] + tol).all() and (g[st == _LOWER] >= -tol_g).all() and (
-            g[st == _UPPER] <= tol_g
-        ).all():
+        # KKT in one pass: free inside the box, at 0 with g >= 0, at the upper bound with g <= 0.
+        slack = np.where(free, np.minimum(x + tol, upper + tol - x), np.where(st == _LOWER, g, -g) + self._tol_g(tol))
+        if slack.min() >= 0.0:
             return np.clip(x, 0.0, upper)
         x, state = solve_box_qp(self.A, b[None], upper[None], st[None], tol)
         self.update(np.array([i]), state)
