@@ -295,6 +295,14 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
     if onnx_model is None:
         onnx_model = _export_from_checkpoint(configs, run_dir, info)
     trt_path = find_run_file(run_dir, "trt_info.json")
+    if trt_path is not None:
+        try:
+            run_trt = json.loads(trt_path.read_text())
+        except ValueError:
+            run_trt = None
+        if run_trt != C.trt_info(info):
+            # trt_info is fully determined by network_info; write the original's layout rather than copy a variant
+            log.warning("%s differs from the trt_info derived from network_info.json; writing the derived one", trt_path)
     emo_path = find_run_file(run_dir, "implicit_emo_db.npz") if kind == "regression" else None
     out_root = pathlib.Path(out_root if out_root is not None else train_cfg.FINAL_DEPLOY_ROOT)
     return write_bundle(
@@ -304,7 +312,7 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
         model_data=model_data,
         inference_config=dict(configs.inference.CONFIG),
         emo_db=emo_path,
-        trt_info=json.loads(trt_path.read_text()) if trt_path else None,
+        trt_info=None,
         blendshapes=blendshapes,
         check=check,
         run_onnx=run_onnx,

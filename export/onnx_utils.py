@@ -35,8 +35,11 @@ def export_onnx(
     The function must close over its parameters (weights become initializers). Raises DataError when
     the exported graph's I/O does not match the given contract.
     """
+    import logging
+
     from jax2onnx import to_onnx
 
+    logging.getLogger("onnx_ir.serde").setLevel(logging.ERROR)  # per-constant "value type not known" chatter
     specs = [tuple(BATCH if d == BATCH else int(d) for d in shape) for _, shape in inputs]
     model = to_onnx(
         fn,
@@ -51,8 +54,7 @@ def export_onnx(
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_param") and d.dim_param == BATCH:
                 d.dim_param = BATCH_DIM_NAME
-    if opset < 15:
-        lower_shape_slices(model)
+    legalize_for_opset(model, opset)
     import onnx
 
     try:
@@ -63,6 +65,48 @@ def export_onnx(
     if problems:
         raise DataError(f"{model_name}: exported ONNX graph does not match the contract: " + "; ".join(problems))
     return model
+
+
+# Reductions whose `axes` moved from attribute to input in opset 18 (ReduceSum moved in 13).
+_AXES_INPUT_SINCE_18 = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+
+
+def legalize_for_opset(model: Any, opset: int) -> None:
+    """Rewrite newer-opset node forms that jax2onnx emits regardless of the requested opset."""
+    if opset < 15:
+        lower_shape_slices(model)
+    if opset < 18:
+        axes_inputs_to_attributes(model)
+
+
+def _constant_values(model: Any) -> dict[str, np.ndarray]:
+    from onnx import helper, numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(helper.get_attribute_value(a))
+    return values
+
+
+def axes_inputs_to_attributes(model: Any) -> int:
+    """Reduce* nodes with a constant `axes` input (opset 18 form) -> `axes` attribute (opset <= 17 form)."""
+    from onnx import helper
+
+    consts = _constant_values(model)
+    count = 0
+    for node in model.graph.node:
+        if node.op_type in _AXES_INPUT_SINCE_18 and len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in consts:
+                raise DataError(f"ONNX node {node.name} ({node.op_type}): expected constant axes to lower to opset < 18, found a computed tensor")
+            axes = [int(a) for a in np.asarray(consts[node.input[1]]).reshape(-1)]
+            del node.input[1:]
+            node.attribute.append(helper.make_attribute("axes", axes))
+            count += 1
+    return count
 
 
 def lower_shape_slices(model: Any) -> int:

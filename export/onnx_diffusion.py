@@ -1,0 +1,112 @@
+"""ONNX graph of the streaming diffusion network (spec_deploy_inference §2.3–2.4).
+
+Inputs `window` [B, 16000], `identity` [B, I], `emotion` [B, C, E], `input_latents` [S, L, B, H],
+`noise` [B, S+1, F, D]; outputs `prediction` [B, F, D] (deltas in original units, only the centre block
+[left, left+C) meaningful) and `output_latents` [S, L, B, H]. HuBERT, the audio alignment, the S-step DDPM
+sampler (x_S = noise[:, S], step k adds noise[:, k]), the GRU over the centre frames and the delta conversion
+with the baked per-actor constants are all inside the graph; the model draws no randomness of its own.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable, Mapping
+
+from a2f_jax.errors import ConfigError, DataError, describe
+from export import contract as C
+from export.onnx_utils import export_onnx
+
+INPUTS = ("window", "identity", "emotion", "input_latents", "noise")
+OUTPUTS = ("prediction", "output_latents")
+
+
+def streaming_window(net: Any, params: Any, diffusion: Any, window: Any, identity: Any, emotion: Any,
+                     input_latents: Any, noise: Any, skip_steps: int = 0) -> tuple[Any, Any]:
+    """The exported computation: `models.diffusion_rnn.sample_streaming_window` (delta output), with the
+    timestep vector built from the batch dim of the inputs rather than `jnp.full((B,), t)`, which jax2onnx
+    cannot trace with a symbolic batch. Tests check it equals `sample_streaming_window`.
+
+    window [B, W], identity [B, I], emotion [B, C, E], input_latents [S, L, B, H], noise [B, S+1, F, D].
+    """
+    import jax.numpy as jnp
+
+    from a2f_jax.models import gaussian_diffusion as gd
+    from a2f_jax.models.diffusion_rnn import DiffusionRNN, to_delta
+
+    steps = diffusion.num_timesteps
+    left, block, right = net.cfg.streaming
+    if input_latents.shape[0] != steps or noise.shape[1] != steps + 1 or noise.shape[2] != left + block + right:
+        raise DataError(describe("diffusion export", "input_latents/noise", f"[{steps}, L, B, H] / [B, {steps + 1}, "
+                                 f"{left + block + right}, D]", f"{tuple(input_latents.shape)} / {tuple(noise.shape)}"))
+    if not 0 <= skip_steps < steps:
+        raise ConfigError(describe("config_inference", "SKIP_STEPS", f"an integer in [0, {steps - 1}]", str(skip_steps)))
+    variables = {"params": params}
+    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
+    tokens = net.apply(variables, hidden, left + block + right, method=DiffusionRNN.condition)
+    zeros_b = jnp.zeros_like(window[:, 0], dtype=jnp.int32)  # [B], batch-symbolic
+    indices = list(range(steps - skip_steps))[::-1]
+    x = noise[:, steps]
+    if skip_steps:
+        x = gd.q_sample(diffusion, jnp.zeros_like(x), indices[0], x)
+    latents = input_latents
+    for k in indices:  # unrolled: S is 2 for deployed networks
+        t = zeros_b + int(diffusion.timestep_map[k])
+        slot = diffusion.latent_slot(k)
+        x0, h = net.apply(variables, x, t, tokens, identity, emotion, latents[slot], method=DiffusionRNN.denoise, crop=True)
+        latents = jnp.stack([h if i == slot else latents[i] for i in range(steps)])
+        x = gd.p_sample_step(diffusion, x, k, x0, noise[:, k])
+    return to_delta(x, identity, net.cfg, net.constants), latents
+
+
+def diffusion_fn(net: Any, params: Any, diffusion: Any, skip_steps: int = 0) -> Callable[..., tuple[Any, Any]]:
+    """(window, identity, emotion, input_latents, noise) -> (prediction, output_latents), params closed over."""
+
+    def fn(window: Any, identity: Any, emotion: Any, input_latents: Any, noise: Any) -> tuple[Any, Any]:
+        return streaming_window(net, params, diffusion, window, identity, emotion, input_latents, noise, skip_steps)
+
+    return fn
+
+
+def check_consistency(net: Any, diffusion: Any, network_info: Mapping[str, Any]) -> None:
+    """The baked graph must agree with what network_info tells the runtime (spec §6.2)."""
+    cfg, p = net.cfg, network_info["params"]
+    left, center, right = cfg.streaming
+    found = {
+        "num_diffusion_steps": diffusion.num_timesteps, "num_gru_layers": cfg.num_gru_layers,
+        "gru_latent_dim": cfg.gru_feature_dim, "num_frames_left_truncate": left, "num_frames_center": center,
+        "num_frames_right_truncate": right, "skin_size": cfg.skin_dim, "tongue_size": cfg.tongue_dim,
+        "jaw_size": cfg.jaw_dim, "eyes_size": cfg.eye_dim,
+    }
+    bad = {k: (p[k], v) for k, v in found.items() if p[k] != v}
+    if len(p["identities"]) != cfg.num_actors or len(p["emotions"]) != cfg.num_emotions:
+        bad["identities/emotions"] = ((len(p["identities"]), len(p["emotions"])), (cfg.num_actors, cfg.num_emotions))
+    if bad:
+        raise DataError(describe("network_info.json", "params", "values equal to the exported network's",
+                                 ", ".join(f"{k}: info {a} vs network {b}" for k, (a, b) in bad.items())))
+
+
+def export_diffusion(net: Any, params: Any, diffusion: Any, network_info: Mapping[str, Any], skip_steps: int = 0) -> Any:
+    """`onnx.ModelProto` of the streaming sampler; `diffusion` must be the respaced one (TIMESTEP_RESPACING)."""
+    if diffusion.num_timesteps > 10:
+        raise ConfigError(describe("config_inference", "TIMESTEP_RESPACING", "a respaced diffusion (e.g. \"2\") to unroll in the graph",
+                                   f"{diffusion.num_timesteps} steps"))
+    check_consistency(net, diffusion, network_info)
+    shapes = C.onnx_tensor_shapes(network_info)
+    return export_onnx(
+        diffusion_fn(net, params, diffusion, skip_steps),
+        [(n, shapes[n]) for n in INPUTS],
+        [(n, shapes[n]) for n in OUTPUTS],
+        opset=C.ONNX_OPSET,
+        model_name="diffusion_rnn_streaming",
+    )
+
+
+def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[str, Any]) -> Any:
+    """Export a diffusion training run; needs the diffusion trainer's saved model definition."""
+    try:
+        from a2f_jax.train import diffusion_model  # written by the diffusion trainer
+    except ImportError as exc:
+        raise DataError(describe(run_dir, "network.onnx", "an ONNX file in the run (or --onnx), since no diffusion model "
+                                 "loader (a2f_jax.train.diffusion_model) is available", "none")) from exc
+    net, params, diffusion = diffusion_model.load_for_export(configs, run_dir)
+    return export_diffusion(net, params, diffusion, network_info, int(configs.inference.get("SKIP_STEPS", 0) or 0))

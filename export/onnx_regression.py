@@ -1,0 +1,56 @@
+"""ONNX graph of the regression network (spec_deploy_inference §2.1): `input` [B, 1, 8320], `emotion`
+[B, 1, 16+E] -> `result` [B, 1, K_s+K_t+15+4]; eval semantics, no audio normalisation, opset 14.
+
+Everything else (windowing, input_strength, implicit emotion lookup, PCA, post-processing) stays outside.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any, Callable, Mapping
+
+from a2f_jax.errors import DataError, describe
+from export import contract as C
+from export.onnx_utils import export_onnx
+
+
+def regression_fn(net: Any, params: Any) -> Callable[[Any, Any], Any]:
+    """(input [B, 1, N], emotion [B, 1, 16+E]) -> result [B, 1, D] with `params` closed over (initializers)."""
+
+    def fn(audio: Any, emotion: Any) -> Any:
+        return net.apply({"params": params}, audio, emotion, method=type(net).infer)
+
+    return fn
+
+
+def export_regression(net: Any, params: Any, network_info: Mapping[str, Any]) -> Any:
+    """`onnx.ModelProto` of a ConvW2VAutocorr with the contract shapes derived from network_info."""
+    shapes = C.onnx_tensor_shapes(network_info)
+    cfg = net.cfg
+    if cfg.emotion_len != shapes["emotion"][2] or cfg.output_size != shapes["result"][2]:
+        raise DataError(describe("network_info.json", "params",
+                                 f"emotion {cfg.emotion_len} / result {cfg.output_size} (the network's sizes)",
+                                 f"emotion {shapes['emotion'][2]} / result {shapes['result'][2]}"))
+    return export_onnx(
+        regression_fn(net, params),
+        [("input", shapes["input"]), ("emotion", shapes["emotion"])],
+        [("result", shapes["result"])],
+        opset=C.ONNX_OPSET,
+        model_name="conv_w2v_autocorr",
+    )
+
+
+def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[str, Any]) -> Any:
+    """Export a finished regression training run (`model_def.json` + final `params.msgpack`)."""
+    from a2f_jax.train import regression_model
+    from a2f_jax.train.trainer_regression import PARAMS_FILE, load_params
+
+    run_dir = pathlib.Path(run_dir)
+    model_def_path, params_path = run_dir / "model_def.json", run_dir / PARAMS_FILE
+    for path in (model_def_path, params_path):
+        if not path.is_file():
+            raise DataError(describe(path, None, "the file written at the end of training", "missing"))
+    model = regression_model.from_model_def(json.loads(model_def_path.read_text()))
+    params = load_params(params_path)
+    return export_regression(model.net, params["net"] if "net" in params else params, network_info)
