@@ -37,7 +37,9 @@ def config(**kw) -> bs.BlendshapeConfig:
     return dataclasses.replace(base, **kw)
 
 
-def reference_sdk(data: bs.BlendshapeData, cfg: bs.BlendshapeConfig, frames: np.ndarray, proximal: bool = False) -> np.ndarray:
+def reference_sdk(
+    data: bs.BlendshapeData, cfg: bs.BlendshapeConfig, frames: np.ndarray, proximal: bool = False
+) -> np.ndarray:
     """Frame-by-frame SDK solve written out directly, each box QP by scipy's BVLS (raw active weights).
     `proximal`: x_{t-1} enters b with the same weight (Tmp·100·s) as the temporal term of A."""
     act = np.flatnonzero(cfg.active)
@@ -361,7 +363,8 @@ def test_vertex_count_mismatch(rig):
 def test_num_poses_mismatch(tmp_path, rig):
     npz, cfg = save_rig(tmp_path, rig)
     params = json.loads(cfg.read_text())["blendshape_params"]
-    for key in ("bsSolveActivePoses", "bsSolveCancelPoses", "bsSolveSymmetryPoses", "bsWeightMultipliers", "bsWeightOffsets"):
+    vectors = ("bsSolveActivePoses", "bsSolveCancelPoses", "bsSolveSymmetryPoses", "bsWeightMultipliers", "bsWeightOffsets")
+    for key in vectors:
         params[key] = params[key] + params[key][:1]
     params["numPoses"] = P + 1
     cfg.write_text(json.dumps({"blendshape_params": params}))

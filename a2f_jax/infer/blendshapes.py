@@ -186,7 +186,9 @@ def load_blendshape_data(path: str | pathlib.Path) -> BlendshapeData:
             mask = mask.astype(np.int64)
             if mask.size and (mask.min() < 0 or mask.max() >= neutral.shape[0]):
                 raise DataError(
-                    describe(source, "frontalMask", f"indices in [0, {neutral.shape[0]})", f"[{mask.min()}, {mask.max()}]")
+                    describe(
+                        source, "frontalMask", f"indices in [0, {neutral.shape[0]})", f"[{mask.min()}, {mask.max()}]"
+                    )
                 )
             if mask.size == 0:
                 mask = None
@@ -282,6 +284,34 @@ _FREE, _LOWER, _UPPER = 0, 1, 2  # partition of each pose: free, at 0, at its up
 _BLOCK = 128  # frames per block of pivoting: keeps the [block, K, K] temporaries in cache
 
 
+def _gradient_tol(A: np.ndarray, tol: float) -> float:
+    return tol * max(1.0, float(np.abs(np.diag(A)).max()))
+
+
+def _violations(
+    state: np.ndarray, x: np.ndarray, g: np.ndarray, upper: np.ndarray, tol: float, tol_g: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """KKT violations of a partition's solution x (gradient g = Ax − b): free poses below 0 or
+    above their bound, and poses held at 0 (at the bound) that the gradient wants to raise (lower)."""
+    free = state == _FREE
+    to_lower = free & (x < -tol)
+    to_upper = free & (x > upper + tol)
+    to_free = ((state == _LOWER) & (g < -tol_g)) | ((state == _UPPER) & (g > tol_g))
+    return to_lower, to_upper, to_free
+
+
+def _masked_system(A: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """[N, K, K]: A on free×free poses, identity elsewhere (bound poses are given, not solved)."""
+    free = state == _FREE
+    return np.where(free[..., :, None] & free[..., None, :], A, np.eye(len(A)))
+
+
+def _masked_rhs(A: np.ndarray, state: np.ndarray, b: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Right-hand side matching ``_masked_system``: b − A·x_bound on free poses, the bound value elsewhere."""
+    fixed = np.where(state == _UPPER, upper, 0.0)
+    return np.where(state == _FREE, b - fixed @ A, fixed)
+
+
 def solve_box_qp(
     A: np.ndarray,
     b: np.ndarray,
@@ -319,31 +349,22 @@ def _pivot(
     else:
         state = state.astype(np.int8, copy=True)
     max_iter = max_iter or 30 + 5 * k
-    tol_x = tol
-    tol_g = tol * max(1.0, float(np.abs(np.diag(A)).max()))
-    eye = np.eye(k)
+    tol_g = _gradient_tol(A, tol)
     x_out = np.zeros((n, k))
     best = np.full(n, k + 1)
     tries = np.full(n, 3)
     todo = np.arange(n)
     for _ in range(max_iter):
         st, bt, ut = state[todo], b[todo], u[todo]
-        free = st == _FREE
-        fixed = np.where(st == _UPPER, ut, 0.0)
-        rhs = np.where(free, bt - fixed @ A, fixed)
-        mat = np.where(free[:, :, None] & free[:, None, :], A, eye)
-        x = np.linalg.solve(mat, rhs[..., None])[..., 0]
-        g = x @ A - bt
-        to_lower = free & (x < -tol_x)
-        to_upper = free & (x > ut + tol_x)
-        to_free = ((st == _LOWER) & (g < -tol_g)) | ((st == _UPPER) & (g > tol_g))
+        x = np.linalg.solve(_masked_system(A, st), _masked_rhs(A, st, bt, ut)[..., None])[..., 0]
+        to_lower, to_upper, to_free = _violations(st, x, x @ A - bt, ut, tol, tol_g)
         bad = to_lower | to_upper | to_free
         count = bad.sum(axis=1)
         done = count == 0
-        x_out[todo[done]] = np.clip(x[done], 0.0, ut[done])
+        x_out[todo] = np.clip(x, 0.0, ut)  # final for the done rows; best effort if max_iter runs out
         if done.all():
             return x_out, state
-        # Kim & Park: exchange every infeasible variable while the count keeps dropping (3 grace
+        # Kim & Park: exchange every infeasible pose while their count keeps dropping (3 grace
         # steps), else only the last one, which cannot cycle.
         better = count < best[todo]
         best[todo] = np.where(better, count, best[todo])
@@ -355,13 +376,54 @@ def _pivot(
         change = np.where(single[:, None], bad & only_last, bad)
         st = np.where(change & to_lower, _LOWER, st)
         st = np.where(change & to_upper, _UPPER, st)
-        st = np.where(change & to_free, _FREE, st)
-        state[todo] = st
-        keep = ~done
-        x_out[todo[keep]] = np.clip(x[keep], 0.0, ut[keep])  # best effort if max_iter runs out
-        todo = todo[keep]
+        state[todo] = np.where(change & to_free, _FREE, st)
+        todo = todo[~done]
     warnings.warn(f"blendshape solve: {len(todo)} of {n} frames did not converge in {max_iter} pivots; clipped")
     return x_out, state
+
+
+class _Partitions:
+    """Per-frame optimal partitions of a box QP, and the inverses of their masked normal matrices
+    (built on first reuse), so that a nearby right-hand side costs one matrix-vector product."""
+
+    def __init__(self, A: np.ndarray, state: np.ndarray):
+        self.A = A
+        self.state = state
+        self.tol_g_scale = _gradient_tol(A, 1.0)
+        self._inv: np.ndarray | None = None
+
+    def _inverse(self, state: np.ndarray) -> np.ndarray:
+        out = np.empty(state.shape + state.shape[-1:])  # [N, K, K]
+        for lo in range(0, len(state), _BLOCK):
+            out[lo : lo + _BLOCK] = np.linalg.inv(_masked_system(self.A, state[lo : lo + _BLOCK]))
+        return out
+
+    def inverse(self) -> np.ndarray:
+        if self._inv is None:
+            self._inv = self._inverse(self.state)
+        return self._inv
+
+    def solve(self, b: np.ndarray, upper: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+        """x for the cached partitions, and whether each frame still meets the KKT conditions."""
+        x = np.einsum("nij,nj->ni", self.inverse(), _masked_rhs(self.A, self.state, b, upper))
+        bad = _violations(self.state, x, x @ self.A - b, upper, tol, tol * self.tol_g_scale)
+        return np.clip(x, 0.0, upper), ~(bad[0] | bad[1] | bad[2]).any(axis=1)
+
+    def solve_one(self, i: int, b: np.ndarray, upper: np.ndarray, tol: float) -> np.ndarray:
+        """Row i alone: the cached partition if it is still optimal, else pivot from it and cache."""
+        st = self.state[i]
+        x = self.inverse()[i] @ _masked_rhs(self.A, st, b, upper)
+        bad = _violations(st, x, x @ self.A - b, upper, tol, tol * self.tol_g_scale)
+        if not (bad[0] | bad[1] | bad[2]).any():
+            return np.clip(x, 0.0, upper)
+        x, state = solve_box_qp(self.A, b[None], upper[None], st[None], tol)
+        self.update(np.array([i]), state)
+        return x[0]
+
+    def update(self, rows: np.ndarray, state: np.ndarray) -> None:
+        self.state[rows] = state
+        if self._inv is not None:
+            self._inv[rows] = self._inverse(state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,65 +442,6 @@ def _pairs(ids: np.ndarray, active: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-class _Partitions:
-    """Per-frame optimal partitions of a box QP, and the inverses of their masked normal matrices
-    (built on first reuse), so that a nearby right-hand side costs one matrix-vector product."""
-
-    def __init__(self, A: np.ndarray, state: np.ndarray):
-        self.A = A
-        self.state = state
-        self._inv: np.ndarray | None = None
-        self._gscale: float | None = None
-
-    def _inverse(self, state: np.ndarray) -> np.ndarray:
-        out = np.empty(state.shape + state.shape[-1:])  # [N, K, K]
-        for lo in range(0, len(state), _BLOCK):
-            free = state[lo : lo + _BLOCK] == _FREE
-            out[lo : lo + _BLOCK] = np.linalg.inv(np.where(free[:, :, None] & free[:, None, :], self.A, np.eye(len(self.A))))
-        return out
-
-    def _tol_g(self, tol: float) -> float:
-        if self._gscale is None:
-            self._gscale = max(1.0, float(np.abs(np.diag(self.A)).max()))
-        return tol * self._gscale
-
-    def solve(self, b: np.ndarray, upper: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-        """x for the cached partitions, and whether each frame still meets the KKT conditions."""
-        if self._inv is None:
-            self._inv = self._inverse(self.state)
-        st = self.state
-        free = st == _FREE
-        fixed = np.where(st == _UPPER, upper, 0.0)
-        rhs = np.where(free, b - fixed @ self.A, fixed)
-        x = np.einsum("nij,nj->ni", self._inv, rhs)
-        g = x @ self.A - b
-        tol_g = self._tol_g(tol)
-        bad = (free & ((x < -tol) | (x > upper + tol))) | ((st == _LOWER) & (g < -tol_g)) | ((st == _UPPER) & (g > tol_g))
-        return np.clip(x, 0.0, upper), ~bad.any(axis=1)
-
-    def solve_one(self, i: int, b: np.ndarray, upper: np.ndarray, tol: float) -> np.ndarray:
-        """Row i alone: the cached partition if it is still optimal, else pivot from it and cache."""
-        if self._inv is None:
-            self._inv = self._inverse(self.state)
-        st = self.state[i]
-        free = st == _FREE
-        fixed = np.where(st == _UPPER, upper, 0.0)
-        x = self._inv[i] @ np.where(free, b - fixed @ self.A, fixed)
-        g = x @ self.A - b
-        # KKT in one pass: free inside the box, at 0 with g >= 0, at the upper bound with g <= 0.
-        slack = np.where(free, np.minimum(x + tol, upper + tol - x), np.where(st == _LOWER, g, -g) + self._tol_g(tol))
-        if slack.min() >= 0.0:
-            return np.clip(x, 0.0, upper)
-        x, state = solve_box_qp(self.A, b[None], upper[None], st[None], tol)
-        self.update(np.array([i]), state)
-        return x[0]
-
-    def update(self, rows: np.ndarray, state: np.ndarray) -> None:
-        self.state[rows] = state
-        if self._inv is not None:
-            self._inv[rows] = self._inverse(state)
-
-
 class BlendshapeSolver:
     """Precomputes the normal equations once; ``solve`` maps geometry [T, V, 3] to weights [T, P]."""
 
@@ -447,11 +450,15 @@ class BlendshapeSolver:
         (x_{t-1} enters b with Tmp·100·s, the same weight as in A: the energy gains exactly
         ½·Tmp·100·s·|x − x_{t-1}|², a real pull towards the previous frame)."""
         if temporal_mode not in TEMPORAL_MODES:
-            raise ConfigError(describe("BlendshapeSolver", "temporal_mode", f"one of {TEMPORAL_MODES}", repr(temporal_mode)))
+            raise ConfigError(
+                describe("BlendshapeSolver", "temporal_mode", f"one of {TEMPORAL_MODES}", repr(temporal_mode))
+            )
         num = len(data.pose_names)
         if config.num_poses != num:
             raise DataError(
-                describe(config.source, "blendshape_params.numPoses", f"{num} (the poses in {data.source})", str(config.num_poses))
+                describe(
+                    config.source, "blendshape_params.numPoses", f"{num} (the poses in {data.source})", str(config.num_poses)
+                )
             )
         self.data = data
         self.config = config
@@ -511,7 +518,7 @@ class BlendshapeSolver:
             frames = frames.reshape(frames.shape[0], v, 3)
         if frames.ndim != 3 or frames.shape[1:] != (v, 3):
             raise DataError(
-                describe(source, "shape", f"[T, {v}, 3] (the vertex count of {self.data.source})", f"{list(frames.shape)}")
+                describe(source, "shape", f"[T, {v}, 3] (the vertex count of {self.data.source})", str(list(frames.shape)))
             )
         out = np.empty((frames.shape[0], len(self.active_index)))
         for start in range(0, frames.shape[0], self.chunk):
@@ -526,7 +533,9 @@ class BlendshapeSolver:
 
     # -- the per-frame solves ----------------------------------------------------------------
 
-    def _box(self, b: np.ndarray, upper: np.ndarray | float, part: _Partitions | None) -> tuple[np.ndarray, _Partitions]:
+    def _box(
+        self, b: np.ndarray, upper: np.ndarray | float, part: _Partitions | None
+    ) -> tuple[np.ndarray, _Partitions]:
         """Box QP for every row of b; with ``part`` (the rows' last optimal partitions) most rows
         are re-solved by one matrix-vector product, the rest by pivoting from that partition."""
         upper = np.broadcast_to(np.asarray(upper, np.float64), b.shape)
@@ -646,7 +655,8 @@ def from_files(bs_npz: str | pathlib.Path, bs_config: str | pathlib.Path) -> Ble
 def _check_weights(pose_names: Sequence[str], weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, np.float32)
     if w.ndim != 2 or w.shape[1] != len(pose_names):
-        raise DataError(describe("weights", "shape", f"[T, {len(pose_names)}] (one column per pose)", str(list(w.shape))))
+        expected = f"[T, {len(pose_names)}] (one column per pose)"
+        raise DataError(describe("weights", "shape", expected, str(list(w.shape))))
     return w
 
 
@@ -704,7 +714,8 @@ def read_weights(path: str | pathlib.Path) -> tuple[list[str], np.ndarray, float
     except (KeyError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(describe(source, None, "a weights file written by write_weights", f"{type(exc).__name__}: {exc}")) from None
+        found = f"{type(exc).__name__}: {exc}"
+        raise DataError(describe(source, None, "a weights file written by write_weights", found)) from None
     raise DataError(describe(source, None, "a .csv, .json or .npz file", f"suffix {path.suffix!r}"))
 
 
@@ -747,7 +758,8 @@ def solve_to_files(
         raise DataError(describe("fps", None, "a frame rate > 0", repr(fps)))
     tongue_args = (tongue_geometry, tongue_bs_npz, tongue_bs_config)
     if any(a is not None for a in tongue_args) and not all(a is not None for a in tongue_args):
-        raise DataError(describe("tongue", None, "tongue geometry, blendshapes and config together", "only some of them"))
+        expected = "tongue geometry, blendshapes and config together"
+        raise DataError(describe("tongue", None, expected, "only some of them"))
     solver = from_files(bs_npz, bs_config)
     frames, source = _geometry(geometry)
     paths = write_weights(out_prefix, solver.pose_names, solver.solve(frames, deltas, source=source), fps)
@@ -755,6 +767,7 @@ def solve_to_files(
         tongue = from_files(tongue_bs_npz, tongue_bs_config)
         frames, source = _geometry(tongue_geometry)
         prefix = pathlib.Path(out_prefix)
-        written = write_weights(prefix.with_name(prefix.name + "_tongue"), tongue.pose_names, tongue.solve(frames, deltas, source=source), fps)
+        weights = tongue.solve(frames, deltas, source=source)
+        written = write_weights(prefix.with_name(prefix.name + "_tongue"), tongue.pose_names, weights, fps)
         paths.update({f"tongue_{k}": v for k, v in written.items()})
     return paths
