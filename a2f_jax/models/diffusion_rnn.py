@@ -219,6 +219,11 @@ class FeatureConv1d(nn.Module):
         return out
 
 
+def mish(x: Array) -> Array:
+    """Mish(x) = x·tanh(softplus(x)), spelled out so ONNX export needs no opset-18 Mish op."""
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
 class LinearConv(nn.Module):
     """torch Sequential(Linear(in, features), Conv1d(1, 1, 9, padding=4), ReLU): submodules "0" and "1"."""
 
@@ -253,7 +258,7 @@ class TimeProjection(nn.Module):
 
     @nn.compact
     def __call__(self, t_onehot: Array) -> Array:
-        return jax.nn.mish(Linear(self.features, name="0")(t_onehot))
+        return mish(Linear(self.features, name="0")(t_onehot))
 
 
 class EmbedGeometry(nn.Module):
