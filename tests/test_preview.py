@@ -1,0 +1,279 @@
+"""Preview rendering: triangulation of vertex clouds, Lambert shading and painter's order, comparison PNGs
+and preview clips (GIF, MP4 with audio) on the synthetic face."""
+
+from __future__ import annotations
+
+import subprocess
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from a2f_jax.data import synthetic_face
+from a2f_jax.errors import ConfigError, DataError
+from a2f_jax.infer import preview
+from a2f_jax.infer.metrics import lip_distance
+
+FPS = 30.0
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """12 frames of the synthetic face opening and closing its jaw, a jittered 'prediction', and audio."""
+    face = synthetic_face.build_face()
+    t = np.arange(12)
+    jaw = 0.5 - 0.5 * np.cos(2 * np.pi * t / 12)  # closed at frame 0, fully open at frame 6
+    gt = face.neutral[None] + jaw[:, None, None] * face.shapes[synthetic_face.SKIN_POSES.index("jawOpen")][None]
+    rng = np.random.default_rng(0)
+    pred = gt + rng.normal(0.0, 0.01, gt.shape)
+    audio = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(12 / FPS * SR)) / SR)).astype(np.float32)
+    return {"face": face, "gt": gt.astype(np.float32), "pred": pred.astype(np.float32), "audio": audio}
+
+
+def _grid(nx: int, ny: int, spacing: float = 1.0) -> np.ndarray:
+    x, y = np.meshgrid(np.arange(nx) * spacing, np.arange(ny) * spacing)
+    return np.stack([x.ravel(), y.ravel(), np.zeros(nx * ny)], axis=1)
+
+
+def _signed_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    p = points[:, :2][faces]
+    return 0.5 * ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Triangulation
+# ----------------------------------------------------------------------------------------------
+
+
+def test_grid_triangulation_is_complete_and_counter_clockwise():
+    pts = _grid(6, 5)
+    faces = preview.triangulate_surface(pts)
+    assert faces.dtype == np.int32 and faces.ndim == 2 and faces.shape[1] == 3
+    assert faces.min() >= 0 and faces.max() < len(pts)
+    assert len(faces) == 2 * 5 * 4  # two triangles per grid cell
+    areas = _signed_areas(pts, faces)
+    assert (areas > 0).all()  # front-facing: counter-clockwise in XY
+    np.testing.assert_allclose(areas.sum(), 5 * 4)  # the triangles tile the rectangle exactly
+    assert len({tuple(sorted(f)) for f in faces.tolist()}) == len(faces)
+
+
+def test_long_edges_across_a_concave_outline_are_removed():
+    pts = _grid(11, 9)
+    notch = (pts[:, 0] >= 3) & (pts[:, 0] <= 7) & (pts[:, 1] >= 3)  # a U shape: a 6 x 6 notch open at the top
+    pts = pts[~notch]
+    full = preview.triangulate_surface(pts, max_edge_factor=1e9)
+    faces = preview.triangulate_surface(pts)
+    np.testing.assert_allclose(_signed_areas(pts, full).sum(), 10 * 8)  # Delaunay covers the convex hull
+    left_arm, right_arm = (pts[:, 0] <= 2) & (pts[:, 1] >= 3), (pts[:, 0] >= 8) & (pts[:, 1] >= 3)
+    bridges = lambda f: left_arm[f].any(axis=1) & right_arm[f].any(axis=1)  # noqa: E731
+    assert bridges(full).any() and not bridges(faces).any()
+    # What is left is the U (area 44) plus at most slivers at the notch's inner corners.
+    area = _signed_areas(pts, faces).sum()
+    assert 10 * 8 - 6 * 6 <= area < 10 * 8 - 6 * 6 + 0.15 * 36
+
+
+def test_slit_that_opens_becomes_openings():
+    # Rows at y = 0, 1, 2, 2.01, 3, 4: the two middle rows are the lips of a slit from x = 2 to x = 6.
+    ys = np.array([0.0, 1.0, 2.0, 2.01, 3.0, 4.0])
+    x, y = np.meshgrid(np.arange(9.0), ys)
+    pts = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+    in_slit = (pts[:, 0] > 1.5) & (pts[:, 0] < 6.5)
+    opened = pts.copy()
+    opened[in_slit & (pts[:, 1] < 2.005), 1] -= 0.8  # the lower lip drops
+    closed_only = preview.triangulate_surface(pts)
+    faces, openings = preview.triangulate_surface(pts, poses=opened[None], return_openings=True)
+    assert len(faces) + len(openings) == len(closed_only)
+    assert len(openings) > 0
+    lower, upper = np.isclose(pts[:, 1], 2.0), np.isclose(pts[:, 1], 2.01)
+    for tri in openings:
+        assert (lower[tri] | upper[tri]).all() and lower[tri].any() and upper[tri].any()  # spans the slit
+        assert in_slit[tri].any()
+    # No remaining skin triangle spans the opened part of the slit.
+    spans = lower[faces].any(axis=1) & upper[faces].any(axis=1) & in_slit[faces].all(axis=1)
+    assert not spans.any()
+
+
+def test_synthetic_face_mouth_opens_and_cache_returns_copies(clip):
+    face, gt = clip["face"], clip["gt"]
+    faces, openings = preview.triangulate_surface(face.neutral, poses=gt, return_openings=True)
+    assert faces.min() >= 0 and faces.max() < len(face.neutral)
+    assert len(faces) > 2000  # the whole skin grid, minus the mouth
+    centroids = face.neutral[openings].mean(axis=1)
+    assert len(openings) > 0
+    np.testing.assert_allclose(centroids[:, 1], synthetic_face.MOUTH_Y, atol=0.1)  # only the mouth opens
+    assert (np.abs(centroids[:, 0]) < synthetic_face.MOUTH_HALF_WIDTH).all()
+    again = preview.triangulate_surface(face.neutral, poses=gt)
+    np.testing.assert_array_equal(again, faces)
+    again[:] = 0  # the cache must hand out copies
+    np.testing.assert_array_equal(preview.triangulate_surface(face.neutral, poses=gt), faces)
+
+
+def test_triangulation_bad_input():
+    with pytest.raises(DataError, match="neutral"):
+        preview.triangulate_surface(np.zeros((10, 2)))
+    with pytest.raises(DataError, match="collinear"):
+        preview.triangulate_surface(np.stack([np.arange(5.0), np.arange(5.0), np.zeros(5)], axis=1))
+    with pytest.raises(DataError, match="poses"):
+        preview.triangulate_surface(_grid(3, 3), poses=np.zeros((2, 8, 3)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Shading and drawing order
+# ----------------------------------------------------------------------------------------------
+
+
+def test_lambert_shading_and_painters_order():
+    light = preview._LIGHT_CAM / np.linalg.norm(preview._LIGHT_CAM)
+    base = np.array([0.8, 0.6, 0.4])
+    # A triangle facing +Z (the front camera) and one facing the light, drawn with flat shading.
+    u = np.cross(light, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    w = np.cross(light, u)
+    tri_light = np.stack([np.zeros(3), u, w]) + [0.0, 0.0, -5.0]  # behind the other one
+    if np.cross(u, w) @ light < 0:
+        tri_light = tri_light[[0, 2, 1]]
+    tri_front = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    verts = np.concatenate([tri_front, tri_light])
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    tris, rgba = preview._shaded_triangles(verts, faces, "front", base, smooth=False)
+    assert tris.shape == (2, 3, 2) and rgba.shape == (2, 3, 4)
+    # Far first: the triangle at z = -5 is drawn before the one at z = 1.
+    np.testing.assert_allclose(tris[0], tri_light[:, :2])
+    np.testing.assert_allclose(tris[1], tri_front[:, :2])
+    np.testing.assert_allclose(rgba[0, :, :3], np.broadcast_to(base, (3, 3)), atol=1e-12)  # n.l = 1
+    expected = base * (preview.AMBIENT + (1 - preview.AMBIENT) * light[2])
+    np.testing.assert_allclose(rgba[1, :, :3], np.broadcast_to(expected, (3, 3)), atol=1e-12)
+    # Side view looks from -X: depth is -x, so of two triangles the one at smaller x comes last.
+    left = tri_front + [-3.0, 0.0, 0.0]
+    tris, _ = preview._shaded_triangles(np.concatenate([left, tri_front]), faces, "side", base)
+    np.testing.assert_allclose(tris[1], left[:, [2, 1]])
+
+
+def test_render_mesh_draws_the_face_with_shading(clip):
+    face = clip["face"]
+    faces = preview.triangulate_surface(face.neutral)
+    fig, ax = plt.subplots(figsize=(3, 4), dpi=60)
+    try:
+        artist = preview.render_mesh(ax, face.neutral, faces, "front")
+        fig.canvas.draw()
+        img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
+    finally:
+        plt.close(fig)
+    assert isinstance(artist, preview.ShadedMesh)
+    covered = (img < 250).any(axis=-1)
+    assert 0.25 < covered.mean() < 0.9  # the face fills its axes, with background around it
+    assert img[covered].std() > 5  # shaded, not a flat silhouette
+    with pytest.raises(DataError, match="faces"):
+        preview.render_mesh(ax, face.neutral, faces + len(face.neutral), "front")
+    with pytest.raises(ConfigError, match="view"):
+        preview.render_mesh(ax, face.neutral, faces, "top")
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison image and clips
+# ----------------------------------------------------------------------------------------------
+
+
+def test_render_comparison_png(clip, tmp_path):
+    lip = clip["face"].lip_dist
+    out = preview.render_comparison(clip["pred"], clip["gt"], clip["audio"], SR, FPS, lip, tmp_path / "a.png",
+                                    frame=0, title="unit", figsize=(6.0, 4.0), dpi=50)
+    img = iio.imread(out)
+    assert img.shape[:2] == (200, 300)
+    assert img[..., :3].astype(float).std() > 20  # not blank
+    # The frame shows: the open mouth (frame 6) differs from the closed one in the face row.
+    opened = iio.imread(preview.render_comparison(clip["pred"], clip["gt"], clip["audio"], SR, FPS, lip,
+                                                  tmp_path / "b.png", frame=6, figsize=(6.0, 4.0), dpi=50))
+    top = slice(20, 110)
+    assert np.abs(opened[top].astype(int) - img[top].astype(int)).max() > 100
+    # Without ground truth, audio or lip list it still renders (prediction only).
+    only = preview.render_comparison(clip["pred"], None, None, SR, FPS, None, tmp_path / "c.png", frame=3,
+                                     figsize=(6.0, 4.0), dpi=50)
+    assert iio.imread(only).shape[:2] == (200, 300)
+
+
+def test_render_comparison_bad_input(clip, tmp_path):
+    lip = clip["face"].lip_dist
+    pred, gt, audio = clip["pred"], clip["gt"], clip["audio"]
+    with pytest.raises(DataError, match="gt"):
+        preview.render_comparison(pred, gt[:, :10], audio, SR, FPS, lip, tmp_path / "x.png")
+    with pytest.raises(DataError, match="frame"):
+        preview.render_comparison(pred, gt, audio, SR, FPS, lip, tmp_path / "x.png", frame=12)
+    with pytest.raises(DataError, match="upper"):
+        preview.render_comparison(pred, gt, audio, SR, FPS, {"upper": [10**6], "lower": [0]}, tmp_path / "x.png")
+    with pytest.raises(DataError, match="paired"):
+        preview.render_comparison(pred, gt, audio, SR, FPS, {"upper": [1, 2], "lower": [0]}, tmp_path / "x.png")
+    with pytest.raises(DataError, match="pred"):
+        preview.render_comparison(pred[0], gt, audio, SR, FPS, lip, tmp_path / "x.png")
+    bad = pred.copy()
+    bad[3, 5, 1] = np.nan
+    with pytest.raises(DataError, match="finite"):
+        preview.render_comparison(bad, gt, audio, SR, FPS, lip, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_lip_list_from_json_file(clip, tmp_path):
+    import json
+
+    path = tmp_path / "lip_dist_vertex_list.json"
+    path.write_text(json.dumps(clip["face"].lip_dist))
+    loaded = preview._load_lip_list(path, clip["gt"].shape[1])
+    np.testing.assert_array_equal(lip_distance(clip["gt"], loaded), lip_distance(clip["gt"], clip["face"].lip_dist))
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="lip_dist_vertex_list.json"):
+        preview._load_lip_list(path, clip["gt"].shape[1])
+
+
+def test_render_video_gif_frame_count(clip, tmp_path):
+    out = preview.render_video(clip["pred"], clip["gt"], clip["audio"], SR, FPS, clip["face"].lip_dist,
+                               tmp_path / "clip.gif", stride=2, figsize=(4.0, 2.4), dpi=50)
+    assert out == tmp_path / "clip.gif"
+    frames = iio.imread(out, index=None)
+    assert frames.shape[:3] == (6, 120, 200)  # frames 0, 2, ..., 10
+    assert iio.immeta(out)["duration"] == pytest.approx(1000 / 15, abs=10)  # real time: fps / stride
+    # Frames differ (the face and the cursor move), and match a still of the same frame closely.
+    assert np.abs(frames[3].astype(int) - frames[0].astype(int)).max() > 100
+    def still_error(frame: int) -> float:
+        still = iio.imread(preview.render_comparison(clip["pred"], clip["gt"], clip["audio"], SR, FPS, clip["face"].lip_dist,
+                                                     tmp_path / "still.png", frame=frame, figsize=(4.0, 2.4), dpi=50))
+        return float(np.abs(frames[3].astype(float) - still[..., :3].astype(float)).mean())
+
+    # GIF palette error only: the blitted clip frame 3 is the full drawing of frame 6, not of frame 4.
+    right, wrong = still_error(6), still_error(4)
+    assert right < 0.6 and 2 * right < wrong
+    limited = preview.render_video(clip["pred"], clip["gt"], clip["audio"], SR, FPS, clip["face"].lip_dist,
+                                   tmp_path / "short.gif", max_frames=4, figsize=(4.0, 2.4), dpi=50)
+    assert iio.imread(limited, index=None).shape[0] == 4
+
+
+def test_render_video_mp4_with_audio(clip, tmp_path):
+    import imageio_ffmpeg
+
+    out = preview.render_video(clip["pred"], clip["gt"], clip["audio"], SR, FPS, clip["face"].lip_dist,
+                               tmp_path / "clip.mp4", figsize=(4.0, 2.4), dpi=50)
+    assert out.suffix == ".mp4"
+    reader = iio2.get_reader(out, "ffmpeg")
+    try:
+        assert reader.count_frames() == 12
+        assert reader.get_meta_data()["size"] == (200, 120)
+        assert reader.get_meta_data()["fps"] == pytest.approx(FPS)
+        assert reader.get_data(6)[..., :3].std() > 20
+    finally:
+        reader.close()
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True)
+    assert "Audio: aac" in probe.stderr
+
+
+def test_render_video_falls_back_to_gif_and_rejects_other_suffixes(clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(preview, "_ffmpeg_available", lambda: False)
+    out = preview.render_video(clip["pred"], None, None, SR, FPS, None, tmp_path / "clip.mp4", max_frames=3,
+                               figsize=(4.0, 2.4), dpi=50)
+    assert out == tmp_path / "clip.gif" and out.exists() and not (tmp_path / "clip.mp4").exists()
+    assert iio.imread(out, index=None).shape[0] == 3
+    with pytest.raises(ConfigError, match="suffix"):
+        preview.render_video(clip["pred"], None, None, SR, FPS, None, tmp_path / "clip.avi")
+    with pytest.raises(ConfigError, match="stride"):
+        preview.render_video(clip["pred"], None, None, SR, FPS, None, tmp_path / "clip.gif", stride=0)
