@@ -163,3 +163,29 @@ def test_bad_vertex_lists_raise_data_error():
         ld.build_loss_constants(skin_dim=SKIN, tongue_dim=TONGUE, jaw_dim=JAW, eye_dim=EYE, scale_skin=[1.0],
                                 translate_skin=[[0, 0, 0]], shapes_matrix=[np.zeros((K, VS + 1, 3))],
                                 shapes_mean=[np.zeros((VS, 3))])
+
+
+def test_training_losses_composes_q_sample_model_and_terms():
+    from a2f_jax.models import gaussian_diffusion as gd
+
+    rng = np.random.default_rng(6)
+    consts, _ = _consts(rng)
+    diff = gd.create_diffusion(100, "cosine", "ddim10")
+    x0 = jnp.asarray(rng.standard_normal((2, 5, C)).astype(np.float32))
+    eps = jnp.asarray(rng.standard_normal((2, 5, C)).astype(np.float32))
+    k = jnp.array([3, 9])
+    seen = {}
+
+    def model_fn(x_t, t):
+        seen["x_t"], seen["t"] = np.asarray(x_t), np.asarray(t)
+        return x_t * 0.5
+
+    kw = dict(tongue_weight=0.1, jaw_weight=1.0, lip_dist_alpha=None, lip_dist_exp=10.0, velocity_alpha=1.0,
+              exp_smooth_alpha=None)
+    terms, pred = ld.training_losses(model_fn, diff, x0, k, eps, consts, jnp.ones((2, 1)), **kw)
+    np.testing.assert_array_equal(seen["t"], [30, 90])  # original indices reach the model
+    np.testing.assert_allclose(seen["x_t"], np.asarray(gd.q_sample(diff, x0, k, eps)), rtol=1e-6)
+    ref = ld.diffusion_losses(pred, x0, consts, jnp.ones((2, 1)), **kw)
+    np.testing.assert_allclose(np.asarray(terms["total"]), np.asarray(ref["total"]), rtol=1e-6)
+    t = np.asarray(ld.sample_timesteps(jax.random.PRNGKey(0), 4000, 1000))
+    assert t.min() >= 0 and t.max() <= 999 and len(np.unique(t)) > 900

@@ -288,3 +288,39 @@ def diffusion_losses(
         total = total + exp_smooth_alpha * terms["expression_smooth"]
     terms["total"] = total
     return terms
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One training evaluation (the original's `training_losses` + auxiliary losses)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def sample_timesteps(key: Array, batch: int, num_timesteps: int) -> Array:
+    """Uniform spaced indices [B] (the original's "uniform" sampler; one draw per item, so batch-1 semantics hold)."""
+    return jax.random.randint(key, (batch,), 0, num_timesteps, dtype=jnp.int32)
+
+
+def training_losses(
+    model_fn: Any,
+    diffusion: Any,
+    x0: Array,
+    k: Array,
+    noise: Array,
+    consts: DiffusionLossConstants,
+    actor_vec: Array,
+    *,
+    mask: Array | None = None,
+    **weights: Any,
+) -> tuple[dict[str, Array], Array]:
+    """x_t = q_sample(x0, k, ε); x̂0 = model_fn(x_t, t_original [B]); all loss terms per item.
+
+    k [B] spaced indices (all steps in training: respacing ""), noise ε like x0. `weights` are the keyword
+    arguments of `diffusion_losses` (tongue_weight, jaw_weight, lip_dist_alpha, lip_dist_exp, velocity_alpha,
+    exp_smooth_alpha). Returns (terms, x̂0).
+    """
+    from a2f_jax.models.gaussian_diffusion import original_timesteps, q_sample
+
+    x_t = q_sample(diffusion, x0, k, noise)
+    x0_pred = model_fn(x_t, original_timesteps(diffusion, k, x0.shape[0]))
+    terms = diffusion_losses(x0_pred, x0, consts, actor_vec, mask=mask, **weights)
+    return terms, x0_pred
