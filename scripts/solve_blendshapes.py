@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output prefix")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate written with the weights")
     parser.add_argument("--deltas", action="store_true", help="inputs hold offsets from the neutral")
+    parser.add_argument(
+        "--temporal-mode", choices=("sdk", "proximal"), default="sdk",
+        help="sdk: the SDK's temporal term (mostly shrinkage); proximal: a real pull to the previous frame",
+    )
     parser.add_argument("--tongue-bs", help="tongue blendshapes (bs_tongue.npz)")
     parser.add_argument("--tongue-bs-config", help="tongue solver config (bs_tongue_config.json)")
     parser.add_argument("--tongue-input", help="tongue animation")
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = solve_to_files(
             args.input, args.bs, args.bs_config, args.out, args.fps, deltas=args.deltas,
             tongue_geometry=args.tongue_input, tongue_bs_npz=args.tongue_bs, tongue_bs_config=args.tongue_bs_config,
+            temporal_mode=args.temporal_mode,
         )
     except A2FError as err:
         print(f"error: {err}", file=sys.stderr)

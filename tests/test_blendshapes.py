@@ -272,9 +272,12 @@ def test_duplicate_blendshape_warns_and_still_fits(rig):
 # ------------------------------------------------------------------ files
 
 
-def save_rig(tmp: pathlib.Path, data: bs.BlendshapeData, with_neutral_name: bool = True, **cfg_over) -> tuple:
+def save_rig(
+    tmp: pathlib.Path, data: bs.BlendshapeData, with_neutral_name: bool = True, as_bytes: bool = False, **cfg_over
+) -> tuple:
     names = (["neutral"] if with_neutral_name else []) + list(data.pose_names)
-    arrays = {"poseNames": np.array(names), "neutral": data.neutral, "rig_version": np.array("1.0")}
+    pose_names = np.array([n.encode() for n in names]) if as_bytes else np.array(names)  # SDK files: bytes
+    arrays = {"poseNames": pose_names, "neutral": data.neutral, "rig_version": np.array("1.0")}
     arrays.update({n: d for n, d in zip(data.pose_names, data.deltas)})
     if data.frontal_mask is not None:
         arrays["frontalMask"] = data.frontal_mask.astype(np.int32)
@@ -290,9 +293,9 @@ def save_rig(tmp: pathlib.Path, data: bs.BlendshapeData, with_neutral_name: bool
     return tmp / "bs_skin.npz", tmp / "bs_skin_config.json"
 
 
-@pytest.mark.parametrize("with_neutral_name", [True, False])
-def test_load_files_both_posename_layouts(tmp_path, rig, with_neutral_name):
-    npz, cfg = save_rig(tmp_path, rig, with_neutral_name)
+@pytest.mark.parametrize("with_neutral_name, as_bytes", [(True, True), (True, False), (False, False)])
+def test_load_files_both_posename_layouts(tmp_path, rig, with_neutral_name, as_bytes):
+    npz, cfg = save_rig(tmp_path, rig, with_neutral_name, as_bytes)
     data = bs.load_blendshape_data(npz)
     assert data.pose_names == rig.pose_names
     np.testing.assert_array_equal(data.deltas, rig.deltas)

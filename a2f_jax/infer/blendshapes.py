@@ -643,8 +643,9 @@ class BlendshapeSolver:
         return self.data.neutral + flat.reshape(len(w), *self.data.neutral.shape)
 
 
-def from_files(bs_npz: str | pathlib.Path, bs_config: str | pathlib.Path) -> BlendshapeSolver:
-    return BlendshapeSolver(load_blendshape_data(bs_npz), load_blendshape_config(bs_config))
+def from_files(bs_npz: str | pathlib.Path, bs_config: str | pathlib.Path, temporal_mode: str = "sdk") -> BlendshapeSolver:
+    """A solver for a ``bs_*.npz`` and its ``bs_*_config.json``."""
+    return BlendshapeSolver(load_blendshape_data(bs_npz), load_blendshape_config(bs_config), temporal_mode)
 
 
 # --------------------------------------------------------------------------------------------
@@ -746,13 +747,15 @@ def solve_to_files(
     tongue_geometry: np.ndarray | str | pathlib.Path | None = None,
     tongue_bs_npz: str | pathlib.Path | None = None,
     tongue_bs_config: str | pathlib.Path | None = None,
+    temporal_mode: str = "sdk",
 ) -> dict[str, pathlib.Path]:
     """Solve skin weights (and tongue weights when all three tongue arguments are given) and write
     ``<out_prefix>.{csv,json,npz}`` (+ ``<out_prefix>_tongue.{csv,json,npz}``).
 
     ``geometry``: [T, V, 3] absolute positions (or deltas from the blendshape neutral when
-    ``deltas``), or a path to an npy / Maya cache / pc2 file. Returns the written paths, keyed
-    ``csv``/``json``/``npz`` and ``tongue_csv``/... .
+    ``deltas``), or a path to an npy / Maya cache / pc2 file. ``temporal_mode``: see
+    ``BlendshapeSolver``. Returns the written paths, keyed ``csv``/``json``/``npz`` and
+    ``tongue_csv``/... .
     """
     if fps <= 0:
         raise DataError(describe("fps", None, "a frame rate > 0", repr(fps)))
@@ -760,11 +763,11 @@ def solve_to_files(
     if any(a is not None for a in tongue_args) and not all(a is not None for a in tongue_args):
         expected = "tongue geometry, blendshapes and config together"
         raise DataError(describe("tongue", None, expected, "only some of them"))
-    solver = from_files(bs_npz, bs_config)
+    solver = from_files(bs_npz, bs_config, temporal_mode)
     frames, source = _geometry(geometry)
     paths = write_weights(out_prefix, solver.pose_names, solver.solve(frames, deltas, source=source), fps)
     if tongue_geometry is not None:
-        tongue = from_files(tongue_bs_npz, tongue_bs_config)
+        tongue = from_files(tongue_bs_npz, tongue_bs_config, temporal_mode)
         frames, source = _geometry(tongue_geometry)
         prefix = pathlib.Path(out_prefix)
         weights = tongue.solve(frames, deltas, source=source)
