@@ -364,3 +364,66 @@ def test_streaming_window_sampler_matches_manual_two_steps(model):
     y1 = (diff.posterior_mean_coef1[1] * q1 + diff.posterior_mean_coef2[1] * x2
           + np.exp(0.5 * diff.posterior_log_variance_clipped[1]) * noise[:, 1])
     np.testing.assert_allclose(np.asarray(off), np.asarray(den_off(y1, 0)), rtol=1e-4, atol=1e-4)
+
+
+def _np_forward(params, cfg, x, t, tokens, actor, emo, mean_geometry):
+    """The original's forward_offline after the audio path, in float64 NumPy (conv as torch cross-correlation)."""
+    P = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+    lin = lambda p, v: v @ p["kernel"] + (p["bias"] if "bias" in p else 0.0)  # noqa: E731
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+
+    def conv9(p, v):  # torch Conv1d(1, 1, 9, padding=4) along the last axis
+        w, b = p["kernel"][:, 0, 0], p["bias"][0]
+        vp = np.pad(v, [(0, 0)] * (v.ndim - 1) + [(4, 4)])
+        return b + sum(w[j] * vp[..., j : j + v.shape[-1]] for j in range(9))
+
+    g = P["geometry_embedding"]
+    s, tg = cfg.skin_dim, cfg.tongue_dim
+    skin = relu(conv9(g["skin_embedding"]["1"], lin(g["skin_embedding"]["0"], x[..., :s])))
+    tongue = relu(conv9(g["tongue_embedding"]["1"], lin(g["tongue_embedding"]["0"], x[..., s : s + tg])))
+    jaw = relu(lin(g["jaw_embedding"]["2"], relu(lin(g["jaw_embedding"]["0"], x[..., s + tg : s + tg + 15]))))
+    eye = relu(lin(g["eye_embedding"]["2"], relu(lin(g["eye_embedding"]["0"], x[..., s + tg + 15 :]))))
+    geom = lin(g["final"]["2"], relu(lin(g["final"]["0"], np.concatenate([skin, tongue, jaw, eye], -1))))
+    onehot = np.eye(cfg.diffusion_steps)[t]
+    z = lin(P["proj_time"]["0"], onehot)
+    t_tok = z * np.tanh(np.log1p(np.exp(z)))
+    T = x.shape[1]
+    rep = lambda v: np.repeat(v[:, None], T, axis=1)  # noqa: E731
+    seq = np.concatenate([tokens, geom, rep(lin(P["embed_actor"], actor)), rep(t_tok), rep(lin(P["embed_emo_vector"], emo))], -1)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    gp = P["gru"]
+    layer_in = seq
+    for k in range(cfg.num_gru_layers):
+        w_ih, w_hh, b_ih, b_hh = (gp[f"{n}_l{k}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        H = w_hh.shape[1]
+        h = np.zeros((x.shape[0], H))
+        outs = []
+        for i in range(T):
+            gi, gh = layer_in[:, i] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            r = sig(gi[:, :H] + gh[:, :H])
+            zg = sig(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+            n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+            h = (1 - zg) * n + zg * h
+            outs.append(h)
+        layer_in = np.stack(outs, 1)
+    heads = [lin(P[name]["2"], relu(lin(P[name]["0"], layer_in)))
+             for name in ("final_layer_skin", "final_layer_tongue", "final_layer_jaw", "final_layer_eye")]
+    return np.concatenate(heads, -1) + (actor @ mean_geometry)[:, None]
+
+
+def test_denoise_matches_numpy_reference_of_the_original(model):
+    cfg, net, params = model
+    params = _randomize_heads(params, seed=14)
+    # Make the conv kernels asymmetric and sizeable so a flipped kernel or wrong padding would show.
+    for part in ("skin_embedding", "tongue_embedding"):
+        params["geometry_embedding"][part]["1"]["kernel"] = jnp.arange(9.0).reshape(9, 1, 1) / 10 - 0.3
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 7, cfg.output_dim)).astype(np.float32)
+    tokens = rng.standard_normal((2, 7, cfg.feature_dim)).astype(np.float32)
+    actor = np.array([[1.0, 0.0], [0.3, 0.7]], np.float32)
+    emo = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    t = np.array([0, 17])
+    out, _ = jax.jit(lambda p, *a: net.apply({"params": p}, *a, method=dr.DiffusionRNN.denoise))(
+        params, x, t, tokens, actor, emo)
+    ref = _np_forward(params, cfg, x, t, tokens, actor, emo, _mean_geometry(cfg).astype(np.float64))
+    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-4, atol=1e-5)
