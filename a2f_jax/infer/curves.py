@@ -6,8 +6,8 @@ Event files (`events.out.tfevents.*`, written by tensorboardX) are TFRecord stre
 little-endian u64 payload length, the masked CRC-32C of those 8 bytes, the payload (a serialized
 `Event` protobuf) and the masked CRC-32C of the payload. tensorboardX ships the `Event` message
 classes, so only the framing is parsed here. A run that was resumed has several files and may log a
-step twice: the later write wins. Files in subfolders (tensorboardX `add_scalars`) get the subfolder
-name appended to their tags.
+step twice: the later write wins. Files in subfolders (tensorboardX `add_scalars`) are named after the
+subfolder.
 """
 
 from __future__ import annotations
@@ -76,6 +76,16 @@ def _scalar_value(value: summary_pb2.Summary.Value) -> float | None:
     return None
 
 
+def _series_name(tag: str, rel_dir: str) -> str:
+    """Tag of a file in the run folder as is; `add_scalars("grad", {"skin": ..})` files sit in grad/skin/
+    with tag "grad" and become "grad/skin"; any other subfolder is appended in brackets."""
+    if rel_dir == ".":
+        return tag
+    if rel_dir.startswith(tag + "/"):
+        return rel_dir
+    return f"{tag} [{rel_dir}]"
+
+
 def event_files(run_dir: str | os.PathLike) -> list[pathlib.Path]:
     """Event files under `run_dir` (recursively), in name order (tensorboardX names start with the time)."""
     run_dir = pathlib.Path(run_dir)
@@ -97,7 +107,6 @@ def read_scalars(run_dir: str | os.PathLike, verify_payload: bool = False) -> di
     order = 0
     for path in files:
         rel = path.parent.relative_to(run_dir).as_posix()
-        suffix = "" if rel == "." else f" [{rel}]"
         with open(path, "rb") as f:
             for payload in iter_records(f, str(path), verify_payload):
                 event = event_pb2.Event()
@@ -110,7 +119,7 @@ def read_scalars(run_dir: str | os.PathLike, verify_payload: bool = False) -> di
                 for value in event.summary.value:
                     x = _scalar_value(value)
                     if x is not None:
-                        rows.setdefault(value.tag + suffix, []).append((event.wall_time, order, int(event.step), x))
+                        rows.setdefault(_series_name(value.tag, rel), []).append((event.wall_time, order, int(event.step), x))
                         order += 1
     out = {}
     for tag, items in rows.items():
