@@ -672,13 +672,14 @@ def write_weights(
     prefix = pathlib.Path(prefix)
     paths = {ext: prefix.with_name(prefix.name + "." + ext) for ext in ("csv", "json", "npz")}
 
+    # str() of a float32 is its shortest text that reads back to the same float32.
+    values = [",".join(map(str, row)) for row in w]
     lines = [",".join(["frame", "time"] + names)]
-    for i, row in enumerate(w.tolist()):
-        lines.append(",".join([str(i), repr(round(i / fps, 9))] + [repr(v) for v in row]))
+    lines += [f"{i},{round(i / fps, 9)!r},{row}" for i, row in enumerate(values)]
     io_utils.atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
 
     # One frame per line keeps big files readable without the cost of indent=4 on every number.
-    rows = ",\n        ".join(json.dumps(row) for row in w.tolist())
+    rows = ",\n        ".join(f"[{row}]" for row in values)
     head = json.dumps({"poseNames": names, "fps": float(fps), "numFrames": int(w.shape[0])})[:-1]
     io_utils.atomic_write_text(paths["json"], f'{head}, "weights": [\n        {rows}\n    ]}}\n')
 
