@@ -21,10 +21,10 @@ with D the active deltas over the frontal mask (all vertices when there is none)
 (+1, −1) per symmetry pair, s = (|bbox diagonal of the neutral| / templateBBSize)² so the strengths
 do not depend on the mesh units, and x_{−1} = 0. Since x ≥ 0, the 11ᵀ term is a squared L1 norm.
 
-Temporal smoothing: a penalty tying each frame to the previous frame's solution (causal, so the
-same code serves streams: ``prev_weights`` continues one), not a whole-sequence formulation,
-because that is what the SDK computes from the same geometry and config, and the shipped
-strengths are tuned for it. Note the SDK's asymmetry: x_{t−1} enters b with Tmp·s but A with
+Temporal smoothing: a penalty tying each frame to the previous frame's solution, not a
+whole-sequence formulation, because that is what the SDK computes from the same geometry and
+config (the shipped strengths were presumably tuned against it), and because a causal term serves
+streams too (``prev_weights`` continues one). Note the SDK's asymmetry: x_{t−1} enters b with Tmp·s but A with
 Tmp·100·s, so its "smoothing" is mostly an extra L2 shrinkage with a ~1/100 pull towards the last
 frame. ``temporal_mode="sdk"`` (default) reproduces it; ``temporal_mode="proximal"`` gives x_{t−1}
 the weight Tmp·100·s in b as well, i.e. adds exactly ½·Tmp·100·s·|x_t − x_{t−1}|² to the energy
