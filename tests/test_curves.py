@@ -139,3 +139,27 @@ def test_noisy_curves_are_smoothed_schedules_are_not():
     assert not curves._is_noisy(0.5 * (1 + np.cos(np.pi * steps / 200)))
     ema = curves._ema(np.array([4.0, 4.0, 4.0]), 0.9)
     np.testing.assert_allclose(ema, 4.0)  # debiased: a constant stays constant from the first point
+
+
+def test_tensor_style_scalars(tmp_path):
+    """TensorFlow and newer writers log scalars as 0-d tensors (float_val, double_val or raw content)."""
+    from tensorboardX.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
+
+    def value(tag, **tensor):
+        return summary_pb2.Summary.Value(tag=tag, tensor=tensor_pb2.TensorProto(**tensor))
+
+    vector = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2)])
+    values = [
+        value("f32", dtype=1, float_val=[0.1]),
+        value("f64", dtype=2, double_val=[0.1]),
+        value("raw64", dtype=2, tensor_content=np.float64(0.3).tobytes()),
+        value("vector", dtype=1, float_val=[1.0, 2.0], tensor_shape=vector),  # not a scalar: ignored
+    ]
+    writer = RecordWriter(str(tmp_path / "events.out.tfevents.1.host"))
+    writer.write(event_pb2.Event(wall_time=1.0, step=7, summary=summary_pb2.Summary(value=values)).SerializeToString())
+    writer.close()
+    scalars = curves.read_scalars(tmp_path)
+    assert sorted(scalars) == ["f32", "f64", "raw64"]
+    assert scalars["f32"][1].tolist() == [float(np.float32(0.1))]
+    assert scalars["f64"][1].tolist() == [0.1]  # exact in float64
+    assert scalars["raw64"][1].tolist() == [0.3] and scalars["raw64"][0].tolist() == [7]
