@@ -10,27 +10,8 @@ import pytest
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models import audio_encoder
+from a2f_jax.models.layers import conv1d_matmul
 from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, count_params, init_params
-
-# TEMPORARY stand-in until a2f_jax.models.autocorr lands (removed once the real module exists).
-try:
-    import a2f_jax.models.autocorr  # noqa: F401
-except ModuleNotFoundError:
-    import sys
-    import types
-
-    def _autocorrelation(x, num_autocorr=32, num_windows=25, win_len=640, win_stride=320, preemph=0.0,
-                         remove_dc=True, win_func="hanning"):
-        idx = np.arange(num_windows)[:, None] * win_stride + np.arange(win_len)[None, :]
-        w = x[:, idx]
-        if remove_dc:
-            w = w - w.mean(-1, keepdims=True)
-        w = w * jnp.asarray(np.hanning(win_len), jnp.float32)
-        return jnp.stack([jnp.sum(w[..., : win_len - k] * w[..., k:], -1) for k in range(num_autocorr)], -1) / win_len
-
-    _mod = types.ModuleType("a2f_jax.models.autocorr")
-    _mod.autocorrelation = _autocorrelation
-    sys.modules["a2f_jax.models.autocorr"] = _mod
 
 TINY_ENCODER = audio_encoder.EncoderConfig(
     model_type="wav2vec2",
@@ -127,6 +108,21 @@ def test_shapes_through_every_layer(net):
     assert params["phoneme_regressors_1"]["kernel"].shape == (256, 5)
 
 
+def test_autocorr_branch_input_is_normalised_scaled_autocorrelation(net):
+    """freq1 must see the §1.3 autocorrelation of audio / norm_factor * 8.912..., nothing more."""
+    model, params = net
+    audio, emo, nf = _inputs()
+    _, _, inter = _eval(model, params, audio, emo, nf)
+    x = np.asarray(audio, np.float64) / np.asarray(nf, np.float64)[:, None, None] * 8.912028121636435
+    idx = np.arange(25)[:, None] * 320 + np.arange(640)[None, :]
+    win = x[..., idx]
+    win = (win - win.mean(-1, keepdims=True)) * np.hanning(640)
+    ref = np.stack([(win[..., : 640 - k] * win[..., k:]).sum(-1) for k in range(32)], -1) / 640  # [B, S, 25, 32]
+    k, bias = params["freq1"]["kernel"], params["freq1"]["bias"]
+    ref_f1 = conv1d_matmul(jnp.asarray(ref.reshape(-1, 32, 1), jnp.float32), k, 2, (1, 1)) + bias
+    np.testing.assert_allclose(inter["freq1"]["__call__"][0], ref_f1, rtol=2e-3, atol=2e-4 * float(np.abs(ref_f1).max()))
+
+
 def test_output_order_skin_tongue_jaw_eye(net):
     model, params = net
     a = KS + 19
@@ -167,7 +163,7 @@ def test_eval_deterministic_train_stochastic_with_dropout_key(net):
     assert not np.allclose(t1, t2) and not np.allclose(t1, e1)
     assert [p.shape for p in aux1["phonemes"]] == [(2, 2, 25, 7), (2, 2, 25, 5)]
     # the export path: eval, no norm factor, no phoneme head
-    np.testing.assert_allclose(f["infer"](params, audio, emo), _eval(model, params, audio, emo, jnp.ones(2))[0], rtol=1e-6)
+    np.testing.assert_allclose(f["infer"](params, audio, emo), _eval(model, params, audio, emo, jnp.ones(2))[0], rtol=1e-5, atol=1e-6)
 
 
 def test_norm_factor_only_reaches_autocorr_branch(net):

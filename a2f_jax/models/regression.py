@@ -27,7 +27,6 @@ from a2f_jax.models.layers import Conv1d, GDropout, Linear, concat_emotion, norm
 
 Array = jax.Array
 
-AUTOCORR_X_SCALE = 8.912028121636435  # the original's constant (std of a legacy dataset)
 W2V_X_SCALE = 1.0
 W2V_FEATURE_DIM = 768
 BRANCH_CHANNELS = 256
@@ -172,17 +171,15 @@ class ConvW2VAutocorr(nn.Module):
         feats = jnp.sum(feats * coeffs, axis=-1) / jnp.sum(coeffs)
         return nn.relu(Linear(BRANCH_CHANNELS, name="w2v_linear_mapping")(feats))
 
-    def _autocorr_features(self, audio: Array, norm_factor: Array | None, batch: int, train: bool) -> Array:
-        """audio [B*S, N] -> [B*S, 25, 256]."""
-        from a2f_jax.models.autocorr import autocorrelation
+    def _autocorr_features(self, audio: Array, norm_factor: Array | None, train: bool) -> Array:
+        """audio [B, S, N], norm factor [B] -> [B*S, 25, 256]."""
+        from a2f_jax.models.autocorr import autocorrelation  # divides by the norm factor, applies the x8.91 scale
 
-        c, p = self.cfg, self.cfg.autocorr
-        x = audio
-        if norm_factor is not None:
-            x = x / jnp.repeat(norm_factor, x.shape[0] // batch)[:, None]
-        x = x * AUTOCORR_X_SCALE
+        p = self.cfg.autocorr
+        b = audio.shape[0]
         ac = autocorrelation(
-            x,
+            audio,
+            norm_factor,
             num_autocorr=p.num_autocorr,
             num_windows=p.num_windows,
             win_len=p.win_len,
@@ -190,12 +187,13 @@ class ConvW2VAutocorr(nn.Module):
             preemph=p.preemph,
             remove_dc=p.remove_dc,
             win_func=p.win_func,
-        )  # [B*S, H=25, W=32]
+        )  # [B, S, H=25, W=32]
+        ac = ac.reshape((-1,) + ac.shape[2:])
         n, h = ac.shape[0], ac.shape[1]
         drop = GDropout()
 
         def gdrop(y: Array) -> Array:  # y [B*S*H, W, C]: one multiplier per (batch item, channel)
-            return drop(y.reshape(batch, -1, y.shape[-1]), train).reshape(y.shape)
+            return drop(y.reshape(b, -1, y.shape[-1]), train).reshape(y.shape)
 
         y = gdrop(ac.reshape(n * h, ac.shape[2], 1))
         for i, ch in enumerate((72, 108, 162, 243), start=1):
@@ -237,7 +235,7 @@ class ConvW2VAutocorr(nn.Module):
             x_w2v = self._w2v_features(flat_audio, train)
             features.append(x_w2v)
         if c.use_autocorr_features:
-            features.append(self._autocorr_features(flat_audio, x_norm_factor, b, train))
+            features.append(self._autocorr_features(audio, x_norm_factor, train))
         x = jnp.concatenate(features, axis=-1) if len(features) > 1 else features[0]  # [B*S, 25, 512]
 
         if c.use_phoneme_forcing and with_phonemes:
