@@ -427,3 +427,56 @@ def test_denoise_matches_numpy_reference_of_the_original(model):
         params, x, t, tokens, actor, emo)
     ref = _np_forward(params, cfg, x, t, tokens, actor, emo, _mean_geometry(cfg).astype(np.float64))
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_import_of_torch_state_dict_round_trip(model):
+    cfg, net, params = model
+    params = _randomize_heads(params, seed=16)
+    # Build the original's state dict from our params (the inverse naming), including HF encoder names.
+    state = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        names = [str(k.key) for k in path]
+        if names[0] == "audio_model":
+            continue
+        v = np.asarray(leaf)
+        if names[-1] == "kernel":
+            names[-1] = "weight"
+            v = v.transpose(2, 1, 0) if v.ndim == 3 else v.T
+        state[".".join(names)] = v
+    assert state["gru.weight_ih_l0"].shape == (24, cfg.gru_input_dim)
+    assert state["geometry_embedding.skin_embedding.1.weight"].shape == (1, 1, 9)
+    assert state["final_layer_skin.2.weight"].shape == (cfg.skin_dim, 16)
+    state.update({"audio_model." + k: v for k, v in _hf_encoder_state(params["audio_model"]).items()})
+    loaded = dr.params_from_torch_state_dict(state, net)
+    for (pa, a), b in zip(jax.tree_util.tree_flatten_with_path(loaded)[0], jax.tree_util.tree_leaves(params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6, err_msg=str(pa))
+    del state["proj_hubert.bias"]
+    state["proj_hubert.extra"] = np.zeros(3)
+    with pytest.raises(ConfigError, match="proj_hubert"):
+        dr.params_from_torch_state_dict(state, net)
+
+
+def _hf_encoder_state(enc):
+    """Our encoder params → HF HubertModel state-dict names (inverse of encoder_weights' rules)."""
+    import re
+
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(enc)[0]:
+        names = [str(k.key) for k in path]
+        v = np.asarray(leaf)
+        last = names[-1]
+        if names[0] == "feature_extractor":
+            i = names[1].split("_")[-1]
+            sub = {"kernel": "conv.weight", "bias": "conv.bias", "norm_scale": "layer_norm.weight",
+                   "norm_bias": "layer_norm.bias"}[last]
+            key = f"feature_extractor.conv_layers.{i}.{sub}"
+        elif names[:2] == ["encoder", "pos_conv_embed"]:
+            key = "encoder.pos_conv_embed.conv." + last
+            v = v.reshape(1, 1, -1) if last == "weight_g" else v
+        else:
+            key = re.sub(r"layers_(\d+)", r"layers.\1", ".".join(names))
+            key = key.replace(".kernel", ".weight").replace(".scale", ".weight")
+        if last in ("kernel", "weight_v"):
+            v = v.transpose(2, 1, 0) if v.ndim == 3 else v.T
+        out[key] = v
+    return out

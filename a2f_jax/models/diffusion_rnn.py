@@ -608,3 +608,73 @@ def sample_offline(
     else:
         x, _ = gd.p_sample_loop(diffusion, denoise_fn, noise, None, skip_steps)
     return x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Import of the original's state dict (`weights.pth`, PRETRAINED_NET_FPATH)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def param_shapes(net: DiffusionRNN, num_samples: int = 16000, num_frames: int = 60) -> Any:
+    """The network's parameter tree as `jax.ShapeDtypeStruct`s (nothing allocated)."""
+    c = net.cfg
+    s = jax.ShapeDtypeStruct
+    return jax.eval_shape(
+        net.init, jax.random.PRNGKey(0), s((1, num_frames, c.output_dim), jnp.float32), s((1,), jnp.int32),
+        s((1, num_samples), jnp.float32), s((1, c.num_actors), jnp.float32), s((1, c.num_emotions), jnp.float32),
+    )["params"]
+
+
+def params_from_torch_state_dict(
+    state: Mapping[str, np.ndarray], net: DiffusionRNN, source: str = "state dict"
+) -> dict:
+    """The original's `Network.state_dict()` (as NumPy arrays) → params of `net`.
+
+    `audio_model.*` goes through `encoder_weights.convert_state_dict` (HF HubertModel names); the rest maps
+    by splitting keys on "." (Linear weight [out, in] → kernel [in, out], Conv1d weight [1, 1, 9] → [9, 1, 1],
+    GRU tensors unchanged). Unknown or missing keys and shape mismatches raise ConfigError.
+    """
+    from a2f_jax.models.encoder_weights import convert_state_dict
+
+    expected = param_shapes(net)
+    enc_state = {k[len(ENCODER_SCOPE) + 1 :]: v for k, v in state.items() if k.startswith(ENCODER_SCOPE + ".")}
+    params: dict = {ENCODER_SCOPE: convert_state_dict(enc_state, net.cfg.encoder, net.cfg.encoder_layers, source)}
+    flat_expected = {
+        tuple(str(k.key) for k in path): leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]
+        if str(path[0].key) != ENCODER_SCOPE
+    }
+    got: dict[tuple[str, ...], np.ndarray] = {}
+    unexpected = []
+    for key, value in state.items():
+        if key.startswith(ENCODER_SCOPE + "."):
+            continue
+        parts = tuple(key.split("."))
+        value = np.asarray(value, np.float32)
+        if parts[0] == "gru":
+            path = parts
+        elif parts[-1] == "weight":
+            path = parts[:-1] + ("kernel",)
+            value = value.transpose(2, 1, 0) if value.ndim == 3 else value.T
+        else:
+            path = parts
+        if path not in flat_expected:
+            unexpected.append(key)
+            continue
+        got[path] = value
+    missing = sorted(".".join(p) for p in flat_expected if p not in got)
+    bad = [
+        f"{'.'.join(p)}: expected {tuple(flat_expected[p].shape)}, found {got[p].shape}"
+        for p in got if tuple(flat_expected[p].shape) != got[p].shape
+    ]
+    if unexpected or missing or bad:
+        raise ConfigError(
+            f"{source}: expected the diffusion_rnn state dict of this configuration; unexpected keys {sorted(unexpected)}, "
+            f"missing {missing}, shape mismatches {bad}"
+        )
+    for path, value in got.items():
+        node = params
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = jnp.asarray(value)
+    return params
