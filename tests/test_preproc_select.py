@@ -74,3 +74,14 @@ def test_map_rows_to_frames_skips_empty_shots_and_keeps_duplicates():
     kept = {"a": [0, 5, 9], "b": [], "c": [2, 4]}
     out = map_rows_to_frames([0, 2, 3, 4, 3], ["a", "b", "c"], kept)
     assert out == {"a": [0, 9], "b": [], "c": [2, 2, 4]}
+
+
+def test_more_iterations_than_rows_matches_reference():
+    # once every row is chosen the original's argmax of all-zero errors repeats row 0
+    rng = np.random.default_rng(4)
+    rows = (rng.standard_normal((12, 3)) @ rng.standard_normal((3, 40))).astype(np.float32)
+    rows += 0.01 * rng.standard_normal(rows.shape).astype(np.float32)
+    rows -= rows.mean(0)
+    ours = select_distinct_poses(rows, 20)
+    assert ours == _reference(rows, 20)
+    assert sorted(set(ours)) == list(range(12)) and ours[-5:] == [0] * 5

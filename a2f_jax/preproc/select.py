@@ -17,6 +17,7 @@ import logging
 from typing import Callable
 
 import numpy as np
+import scipy.linalg
 
 from a2f_jax.errors import DataError
 from a2f_jax.preproc.pca import num_components
@@ -71,6 +72,15 @@ def select_distinct_poses(
 
     for ii in range(int(max_iter)):
         k = len(chosen)
+        if len(set(chosen)) == m:
+            # Every row is chosen, so every error is 0 from now on and the original's argmax keeps
+            # returning row 0: append it for the remaining iterations without recomputing.
+            for jj in range(ii, int(max_iter)):
+                chosen.append(0)
+                if on_iteration is not None:
+                    on_iteration(jj, chosen)
+            logging.info(f"Iteration [{ii}/{max_iter}] | all {m} rows chosen; row 0 repeats for the remaining iterations")
+            break
         sel = np.asarray(chosen)
         c_all = cols[:, :k]  # [M, k]  x_i . s_c
         gram = c_all[sel]  # [k, k]  s_a . s_c
@@ -82,15 +92,17 @@ def select_distinct_poses(
         p = c_all - x_mu[:, None] - mu_dot_s[None, :] + mu_mu  # [M, k]  (s_a - mu).(x - mu)
         gc = p[sel]  # [k, k] centred Gram of the chosen rows
         gc = 0.5 * (gc + gc.T)
-        lam, u = np.linalg.eigh(gc)
-        lam = np.clip(lam[::-1], 0.0, None)  # S**2, descending
-        u = u[:, ::-1]
+        # Eigenvalues first (cheap), then only the K leading eigenvectors.
+        lam = np.clip(scipy.linalg.eigh(gc, eigvals_only=True)[::-1], 0.0, None)  # S**2, descending
         total = float(lam.sum())
         if total > 0.0:
             kk = num_components(lam / max(k - 1, 1), total / max(k - 1, 1), variance_threshold)
             kk = min(kk, int(np.count_nonzero(lam > 0)))
+            lam_k, u = scipy.linalg.eigh(gc, subset_by_index=[k - kk, k - 1])
+            lam_k, u = np.clip(lam_k[::-1], 0.0, None), u[:, ::-1]
+            keep = lam_k > 0
             # Coefficients on unit eigenvectors: (x - mu) . v_i = u_i^T p_x / s_i.
-            w = u[:, :kk] / np.sqrt(lam[:kk])[None, :]
+            w = u[:, keep] / np.sqrt(lam_k[keep])[None, :]
             coef = p @ w  # [M, kk]
             proj_sq = np.einsum("ij,ij->i", coef, coef)
         else:
