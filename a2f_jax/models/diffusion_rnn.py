@@ -476,7 +476,11 @@ class DiffusionRNN(nn.Module):
         *,
         train: bool = False,
     ) -> Array:
-        """x̂0 [B, T, C]. mask [B, T] (1 = real frame), audio_lengths [B] real samples of each item."""
+        """x̂0 [B, T, C]. mask [B, T] (1 = real frame), audio_lengths [B] real samples of each item.
+
+        For right-padded batches pass both: the mask keeps the GRU state on padded frames and the lengths
+        align each item's own encoder frames to its own frame count. The encoder still sees the padded audio.
+        """
         hidden = self.encode(audio, train=train)
         feat_lengths = None if audio_lengths is None else encoder_frame_counts(self.cfg.encoder, audio_lengths)
         tokens = self.condition(hidden, x_t.shape[1], mask, feat_lengths)
