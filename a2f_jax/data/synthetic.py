@@ -321,7 +321,9 @@ def generate(
             _write_wav(actor_dir / "audio" / f"{shot}.wav", audio)
 
             controls = control_curves(segments, num_frames)
-            weights = face_mod.controls_to_weights(controls, emotion_curves(rng, emotion, num_frames), blink_track(rng, num_frames))
+            emotion_w = emotion_curves(rng, emotion, num_frames)
+            blinks = blink_track(rng, num_frames)
+            weights = face_mod.controls_to_weights(controls, emotion_w, blinks, asymmetry=rng.uniform(-0.15, 0.15))
             clean = face.neutral[None].astype(np.float64) + np.einsum("tp,pvc->tvc", weights, face.shapes)
             noise = rng.normal(0.0, SKIN_NOISE_STD, clean.shape)
             skin = (clean + noise).astype(np.float32)

@@ -278,20 +278,27 @@ def build_tongue(num_len: int = 16, num_across: int = 9) -> tuple[np.ndarray, np
     return neutral, shapes, rigid
 
 
-def controls_to_weights(controls: dict[str, np.ndarray], emotion_weights: dict[str, np.ndarray], blinks: np.ndarray) -> np.ndarray:
-    """Skin blendshape weights [T, P] in [0, 1] from speech controls, emotion offsets and blinks."""
+def controls_to_weights(
+    controls: dict[str, np.ndarray], emotion_weights: dict[str, np.ndarray], blinks: np.ndarray, asymmetry: float = 0.0
+) -> np.ndarray:
+    """Skin blendshape weights [T, P] in [0, 1] from speech controls, emotion offsets and blinks.
+
+    `asymmetry` a in [-0.15, 0.15] scales Left poses by 1 + a and Right ones by 1 - a (blinks by a/3),
+    so left and right are distinct directions in the data, as on a real face.
+    """
     num_frames = blinks.shape[0]
     w = {name: np.zeros(num_frames) for name in SKIN_POSES}
     w["jawOpen"] += controls["jaw"]
     w["mouthClose"] += controls["close"]
     w["mouthFunnel"] += controls["funnel"]
     w["mouthPucker"] += controls["pucker"]
-    for side in ("Left", "Right"):
-        w[f"mouthStretch{side}"] += controls["stretch"]
-        w[f"mouthPress{side}"] += controls["press"]
-        w[f"eyeBlink{side}"] += blinks
+    for side, sign in (("Left", 1.0), ("Right", -1.0)):
+        w[f"mouthStretch{side}"] += controls["stretch"] * (1.0 + sign * asymmetry)
+        w[f"mouthPress{side}"] += controls["press"] * (1.0 + sign * asymmetry)
+        w[f"eyeBlink{side}"] += blinks * (1.0 + sign * asymmetry / 3.0)
     for name, curve in emotion_weights.items():
-        w[name] += curve
+        sign = 1.0 if name.endswith("Left") else -1.0 if name.endswith("Right") else 0.0
+        w[name] += curve * (1.0 + sign * asymmetry)
     return np.clip(np.stack([w[name] for name in SKIN_POSES], axis=1), 0.0, 1.0)
 
 
