@@ -111,6 +111,21 @@ def test_synthetic_face_mouth_opens_and_cache_returns_copies(clip):
     np.testing.assert_array_equal(preview.triangulate_surface(face.neutral, poses=gt), faces)
 
 
+def test_dense_meshes_are_thinned_to_their_front_surface():
+    front = _grid(60, 50, spacing=0.1)
+    behind = front[(front[:, 0] > 2) & (front[:, 0] < 4)] + [0.0, 0.0, -1.0]  # a hidden layer (mouth bag)
+    pts = np.concatenate([behind, front])  # hidden vertices first: the choice must not depend on order
+    keep = preview.frontmost_subset(pts, 1000)
+    assert 500 < len(keep) <= 1000 and (np.diff(keep) > 0).all()
+    assert (pts[keep, 2] == 0).all()  # only the front layer
+    np.testing.assert_array_equal(preview.frontmost_subset(pts, len(pts)), np.arange(len(pts)))
+    frames = np.repeat(pts[None], 3, axis=0)
+    faces, openings = preview._auto_faces(frames, None, None, max_vertices=1000)
+    assert len(openings) == 0 and faces.max() < len(pts)
+    assert np.isin(faces, keep).all()  # indices of the full mesh, on the kept vertices
+    np.testing.assert_allclose(_signed_areas(pts, faces).sum(), 5.9 * 4.9, rtol=0.05)  # still covers the sheet
+
+
 def test_triangulation_bad_input():
     with pytest.raises(DataError, match="neutral"):
         preview.triangulate_surface(np.zeros((10, 2)))

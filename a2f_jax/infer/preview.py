@@ -52,7 +52,8 @@ _VIEW_AXES = {
 # Light direction in camera space (x right, y up, z towards the viewer): upper left, in front.
 _LIGHT_CAM = np.array([-0.45, 0.5, 0.75])
 
-_TRI_CACHE: dict[tuple, np.ndarray] = {}
+MAX_AUTO_VERTICES = 10000  # larger meshes are thinned to their frontmost vertices for automatic triangles (speed)
+_TRI_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 _TRI_CACHE_SIZE = 8
 
 
@@ -124,6 +125,32 @@ def _triangulate(neutral: np.ndarray, poses: np.ndarray | None, max_edge_factor:
         shortest = np.minimum(shapes.min(axis=0), lengths)
         opening = (longest > max_stretch * np.maximum(shortest, 1e-9)).any(axis=1) & keep
     return faces[keep & ~opening].astype(np.int32), faces[opening].astype(np.int32)
+
+
+def frontmost_subset(points: np.ndarray, max_vertices: int = MAX_AUTO_VERTICES) -> np.ndarray:
+    """Sorted indices (int64) of at most `max_vertices` points [V, 3]: per cell of an XY grid, the point
+    nearest the front camera (largest Z). All indices when V <= max_vertices.
+
+    Thins dense scans for display and drops what hides behind the front surface (mouth bag, eyelid
+    folds), which a front-view triangulation could not place anyway.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    n = len(points)
+    if n <= max_vertices:
+        return np.arange(n, dtype=np.int64)
+    xy = points[:, :2] - points[:, :2].min(axis=0)
+    extent = np.maximum(xy.max(axis=0), 1e-9)
+    cell = float(np.sqrt(extent[0] * extent[1] / max_vertices))
+    while True:
+        ij = np.floor(xy / cell).astype(np.int64)
+        key = ij[:, 0] * (int(extent[1] / cell) + 2) + ij[:, 1]
+        order = np.lexsort((-points[:, 2], key))  # by cell, frontmost first
+        first = np.ones(n, dtype=bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        chosen = np.sort(order[first])
+        if len(chosen) <= max_vertices:
+            return chosen
+        cell *= 1.1
 
 
 def _check_faces(faces: np.ndarray, num_vertices: int, name: str = "faces") -> np.ndarray:
@@ -317,11 +344,16 @@ def _reference_frame(frames: np.ndarray, lip: dict | None) -> np.ndarray:
     return frames[int(np.argmin(lip_distance(frames, lip)))]
 
 
-def _auto_faces(pred: np.ndarray, gt: np.ndarray | None, lip: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """Triangulate the clip itself: its most closed frame, with its other frames finding the openings."""
+def _auto_faces(pred: np.ndarray, gt: np.ndarray | None, lip: dict | None,
+                max_vertices: int = MAX_AUTO_VERTICES) -> tuple[np.ndarray, np.ndarray]:
+    """Triangulate the clip itself: its most closed frame, with its other frames finding the openings.
+    Meshes over `max_vertices` use their `frontmost_subset`; indices always refer to the full mesh."""
     source = gt if gt is not None else pred
     sample = source[np.linspace(0, len(source) - 1, min(len(source), 64)).astype(int)]
-    return triangulate_surface(_reference_frame(source, lip), poses=sample, return_openings=True)
+    reference = _reference_frame(source, lip)
+    keep = frontmost_subset(reference, max_vertices)
+    faces, openings = triangulate_surface(reference[keep], poses=sample[:, keep], return_openings=True)
+    return keep[faces].astype(np.int32), keep[openings].astype(np.int32)
 
 
 def _audio_envelope(audio: np.ndarray, sr: float, t_end: float, bins: int = 1200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
