@@ -305,3 +305,12 @@ def test_bad_input_raises_clear_errors(tmp_path, case, match):
         pre["SKIN_PRUNE_CACHE_SHOTS"] = {ACTOR: ["shot_b_joy"]}
     with pytest.raises(DataError, match=match):
         _run(tmp_path, paths, pre)
+
+
+def test_verbose_writes_selection_snapshots(tmp_path):
+    paths = write_structured_actor(tmp_path / "data", SHOTS, 30, V, None, seed=8)
+    rd = _run(tmp_path, {k: paths[k] for k in ("AUDIO_ROOT", "SKIN_CACHE_ROOT")}, {"VERBOSE": True, "SKIN_SELECT_DISTINCT_MAX_ITER": 100})
+    snap = json.loads((rd / "pca/skin/intermediate/skin_pruned_poses_pca_99.json").read_text())
+    final = json.loads((rd / "pca/skin/intermediate/skin_pruned_poses_pca_final.json").read_text())
+    assert sum(len(v) for v in snap.values()) == sum(len(v) for v in final.values()) == 104
+    assert {k: sorted(v) for k, v in snap.items()} == final
