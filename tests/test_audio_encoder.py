@@ -161,3 +161,21 @@ def test_input_validation() -> None:
         AudioEncoder(cfg).apply({"params": params}, np.zeros((1, 15), np.float32), train=False)
     with pytest.raises(ValueError, match=r"audio \[B, N\]"):
         AudioEncoder(cfg).apply({"params": params}, np.zeros((15,), np.float32), train=False)
+
+
+def test_stop_gradient_frozen_gives_zero_grads_for_frozen_leaves() -> None:
+    from a2f_jax.models.freeze import stop_gradient_frozen
+
+    cfg = EncoderConfig(**dict(TINY, num_hidden_layers=3))
+    params = {"hubert": random_init(cfg, jax.random.key(0))}
+    labels = param_labels(params, encoder_frozen("front_and_first_two", ("hubert",)))
+    model = AudioEncoder(cfg)
+
+    def loss(p):
+        p = stop_gradient_frozen(p, labels)
+        return jnp.sum(model.apply({"params": p["hubert"]}, AUDIO[:1, :400], train=False).last_hidden_state ** 2)
+
+    grads = jax.grad(loss)(params)
+    frozen_g = [np.abs(np.asarray(g)).max() for g, lab in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(labels)) if lab == FROZEN]
+    q = grads["hubert"]["encoder"]["layers_2"]["attention"]["q_proj"]["kernel"]
+    assert max(frozen_g) == 0 and np.abs(np.asarray(q)).max() > 0

@@ -129,3 +129,20 @@ def test_config_from_dict_uses_model_type_defaults_and_rejects_unsupported() -> 
         EncoderConfig.from_hf({"model_type": "wav2vec2", "do_stable_layer_norm": True})
     with pytest.raises(ConfigError, match="model_type"):
         EncoderConfig.from_hf({"model_type": "wavlm"})
+
+
+def test_encoder_from_settings() -> None:
+    from a2f_jax.models.encoder_weights import encoder_from_settings
+
+    tiny = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, conv_dim=(8, 8),
+                conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2)
+    cfg, params = encoder_from_settings("regression", None, True, tiny, jax.random.key(0), num_layers=1)
+    assert cfg.model_type == "wav2vec2" and cfg.layerdrop == 0 and not cfg.apply_spec_augment
+    assert "layers_1" not in params["encoder"] and "masked_spec_embed" not in params
+    cfg, params = encoder_from_settings("diffusion", None, True, tiny, jax.random.key(0))
+    assert cfg.model_type == "hubert" and (cfg.layerdrop, cfg.mask_time_prob, cfg.feat_proj_dropout) == (0.1, 0.05, 0.1)
+    assert params["masked_spec_embed"].shape == (16,)
+    cfg, _ = encoder_from_settings("diffusion", FIX / "hubert_group", False, {"hidden_dropout": 0.2}, jax.random.key(0))
+    assert cfg.hidden_dropout == 0.2 and cfg.hidden_size == 32
+    with pytest.raises(ConfigError, match="AUDIO_ENCODER_RANDOM_INIT"):
+        encoder_from_settings("diffusion", "", False, {}, jax.random.key(0))

@@ -459,11 +459,13 @@ def param_shapes(cfg: EncoderConfig, num_layers: int | None = None) -> Any:
     return jax.eval_shape(lambda a: model.init({"params": jax.random.key(0)}, a, train=False), audio)["params"]
 
 
-def load_pretrained(snapshot_dir: Any, num_layers: int | None = None) -> tuple[EncoderConfig, dict]:
+def load_pretrained(
+    snapshot_dir: Any, num_layers: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> tuple[EncoderConfig, dict]:
     """See `a2f_jax.models.encoder_weights.load_pretrained`."""
     from a2f_jax.models import encoder_weights
 
-    return encoder_weights.load_pretrained(snapshot_dir, num_layers)
+    return encoder_weights.load_pretrained(snapshot_dir, num_layers, overrides)
 
 
 def random_init(cfg: EncoderConfig, key: jax.Array, num_layers: int | None = None) -> dict:

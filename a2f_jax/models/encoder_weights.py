@@ -23,7 +23,7 @@ import logging
 import os
 import pathlib
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -215,8 +215,13 @@ def convert_state_dict(
     return jax.tree_util.tree_map(jnp.asarray, _unflatten({p: got[p] for p in expected}))
 
 
-def load_pretrained(snapshot_dir: str | os.PathLike, num_layers: int | None = None) -> tuple[EncoderConfig, dict]:
-    """(EncoderConfig, params) from a local snapshot folder; `num_layers` keeps the first N blocks' weights."""
+def load_pretrained(
+    snapshot_dir: str | os.PathLike, num_layers: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> tuple[EncoderConfig, dict]:
+    """(EncoderConfig, params) from a local snapshot folder; `num_layers` keeps the first N blocks' weights.
+
+    `overrides`: EncoderConfig fields replaced after reading config.json (e.g. dropouts).
+    """
     snapshot = pathlib.Path(os.path.expandvars(str(snapshot_dir))).expanduser()
     if not snapshot.is_dir():
         raise ConfigError(_missing_snapshot_message(snapshot, "config.json + model.safetensors"))
@@ -236,6 +241,8 @@ def load_pretrained(snapshot_dir: str | os.PathLike, num_layers: int | None = No
     if torchaudio:
         # torchaudio's model has no SpecAugment embedding and its extract_features path has no LayerDrop.
         cfg = cfg.replace(mask_time_prob=0.0, apply_spec_augment=False)
+    if overrides:
+        cfg = cfg.replace(**dict(overrides))
     if num_layers is not None and not 0 <= num_layers <= cfg.num_hidden_layers:
         raise ConfigError(f"{config_path} [num_hidden_layers]: expected at least num_layers={num_layers}, found {cfg.num_hidden_layers}")
     params = convert_state_dict(state, cfg, num_layers, source=str(path))
@@ -256,4 +263,40 @@ def random_init(cfg: EncoderConfig, key: jax.Array, num_layers: int | None = Non
     return jax.jit(lambda k: model.init({"params": k}, audio, train=False))(key)["params"]
 
 
-__all__ = ["convert_state_dict", "load_pretrained", "random_init", "REGRESSION_MODEL_HINT", "DIFFUSION_MODEL_HINT"]
+# HuBERT base (facebook/hubert-base-ls960) train-mode settings as spec §2.2 lists them.
+HUBERT_BASE = EncoderConfig(
+    model_type="hubert", hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, feat_proj_dropout=0.1,
+    layerdrop=0.1, apply_spec_augment=True, mask_time_prob=0.05, mask_time_length=10, mask_time_min_masks=2,
+)
+
+
+def encoder_from_settings(
+    network_type: str,
+    snapshot: str | os.PathLike | None,
+    use_random_init: bool,
+    overrides: Mapping[str, Any] | None,
+    key: jax.Array,
+    num_layers: int | None = None,
+) -> tuple[EncoderConfig, dict]:
+    """The train configs' AUDIO_ENCODER_SNAPSHOT / AUDIO_ENCODER_RANDOM_INIT / AUDIO_ENCODER_CONFIG_OVERRIDES.
+
+    network_type "regression": wav2vec2 base with torchaudio's extract_features semantics (no LayerDrop, no
+    SpecAugment); "diffusion": HuBERT base with HF train-mode behaviour. Random init starts from those base
+    configs with `overrides` applied (tiny encoders for tests/demos).
+    """
+    if network_type not in ("regression", "diffusion"):
+        raise ConfigError(f"network type: expected 'regression' or 'diffusion', found {network_type!r}")
+    if use_random_init:
+        base = TORCHAUDIO_WAV2VEC2_BASE if network_type == "regression" else HUBERT_BASE
+        cfg = base.replace(**dict(overrides or {}))
+        params = random_init(cfg, key, num_layers)
+    else:
+        if not snapshot:
+            raise ConfigError(_missing_snapshot_message(pathlib.Path(str(snapshot)), "AUDIO_ENCODER_SNAPSHOT is empty"))
+        cfg, params = load_pretrained(snapshot, num_layers, overrides)
+    if network_type == "regression":
+        cfg = cfg.extract_features_mode()
+    return cfg, params
+
+
+__all__ = ["HUBERT_BASE", "convert_state_dict", "encoder_from_settings", "load_pretrained", "random_init", "REGRESSION_MODEL_HINT", "DIFFUSION_MODEL_HINT"]

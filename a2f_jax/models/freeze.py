@@ -69,4 +69,10 @@ def freeze_encoder(
     return with_frozen(tx, param_labels(params, encoder_frozen(scheme, encoder_path)))
 
 
-__all__ = ["FROZEN", "TRAINABLE", "SCHEMES", "encoder_frozen", "param_labels", "with_frozen", "freeze_encoder"]
+def stop_gradient_frozen(params: Any, labels: Any) -> Any:
+    """`params` with `lax.stop_gradient` on frozen leaves. Use inside the loss: jax.grad then returns zeros for
+    them without running the backward pass through the frozen encoder (XLA drops the dead computation)."""
+    return jax.tree_util.tree_map(lambda p, lab: jax.lax.stop_gradient(p) if lab == FROZEN else p, params, labels)
+
+
+__all__ = ["stop_gradient_frozen", "FROZEN", "TRAINABLE", "SCHEMES", "encoder_frozen", "param_labels", "with_frozen", "freeze_encoder"]
