@@ -225,4 +225,4 @@ def test_parameter_count_base_config():
     assert sum(counts[h] for h in heads) == 281 * a + a * a + a + 281 * kt + kt * kt + kt == 73_039
     assert sum(v for k, v in counts.items() if k.startswith("phoneme")) == 393_728 + 257 * 42
     # the frozen truncated wav2vec: about 16.40 M (spec §1.7)
-    assert abs(counts["w2v"] - 16.40e6) < 0.01e6
+    assert counts["w2v"] == 4_200_448 + 395_008 + 4_719_488 + 1_536 + 7_087_872 == 16_404_352
