@@ -161,6 +161,12 @@ def test_tongue_vertex_count_and_jaw_anim_shot_missing(ds):
     assert f"{jaw} [{_shots()[1]}]: expected an entry for every skin shot, found none" in errors
 
 
+def test_tongue_only_shot_is_a_warning(ds):
+    caches.write_npy(ds / "data/synth/cache/tongue/extra/extra.npy", np.zeros((3, 288, 3), np.float32))
+    report = check_dataset(_cfg(ds))
+    assert report.ok and any("extra.npy [shot]" in w for w in report.warnings)
+
+
 def test_script_exit_codes(ds, tmp_path, monkeypatch, capsys):
     spec = importlib.util.spec_from_file_location("check_dataset_script", ROOT / "scripts" / "check_dataset.py")
     script = importlib.util.module_from_spec(spec)

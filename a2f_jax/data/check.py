@@ -120,8 +120,8 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
                 x = caches.read_cache(path)
                 if num_tongue is not None:
                     check_vertex_count(x, num_tongue, path, axis=1, what="tongue vertices (as the tongue neutral)")
-                if shot not in frames:
-                    report.errors.append(describe(path, "shot", "a shot that also has a skin cache", repr(shot)))
+                if shot not in frames:  # the original computes its coefficients, training never reads them
+                    report.warnings.append(describe(path, "shot", "a shot that also has a skin cache (unused)", repr(shot)))
                 elif x.shape[0] != frames[shot]:
                     report.warnings.append(
                         describe(path, "frames", f"{frames[shot]} frames (as the skin cache)", f"{x.shape[0]} (training trims)")
