@@ -211,7 +211,9 @@ def test_config_dirs_load_and_match_the_dataset(name, monkeypatch, tmp_path):
     ds = "a2f-synthetic-min" if name.endswith("-min") else "a2f-synthetic"
     assert cfg.dataset.SKIN_CACHE_ROOT["synth"] == f"{tmp_path}/{ds}/data/synth/cache/skin"
     assert cfg.dataset.ACTOR_NAMES == ["synth"] and cfg.dataset.CACHE_FPS["synth"] == 30.0
-    assert cfg.train.PREPROC_RUN_NAME_FULL["synth"] == "latest" and cfg.train.AUDIO_ENCODER_RANDOM_INIT
+    run = "synthetic-min" if name.endswith("-min") else "synthetic"
+    assert cfg.train.PREPROC_RUN_NAME_FULL["synth"] == f"latest:{run}" and cfg.preproc.RUN_NAME == run
+    assert cfg.train.AUDIO_ENCODER_RANDOM_INIT
     assert tuple(cfg.train.AUDIO_ENCODER_CONFIG_OVERRIDES["conv_dim"]) == (32,) * 7
     frames = synthetic.shot_frames(0)
     clips = [tuple(c) for c in cfg.train.CLIPS]

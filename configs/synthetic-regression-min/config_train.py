@@ -1,6 +1,7 @@
 """Training on the synthetic dataset (regression), with a tiny random audio encoder:
     python scripts/train.py --config configs/synthetic-regression-min
-Preprocess first (scripts/preproc.py); PREPROC_RUN_NAME_FULL "latest" picks the newest run.
+Preprocess first (scripts/preproc.py); PREPROC_RUN_NAME_FULL "latest:synthetic-min" picks the newest
+preprocessing run named "synthetic-min" (the full and -min datasets share the actor name).
 Clip ranges are the frame counts of the dataset generated with seed 0.
 """
 
@@ -10,7 +11,7 @@ def get_config() -> dict:
         "RUN_NAME": "synthetic-regression-min",
         "RUN_INFO": "Built-in synthetic dataset",
         "NETWORK_TYPE": "regression",
-        "PREPROC_RUN_NAME_FULL": {"synth": "latest"},
+        "PREPROC_RUN_NAME_FULL": {"synth": "latest:synthetic-min"},
         "CLIPS": [
             ("synth", "s01_neutral", (0, 165), "synth", "en", "s01_neutral.wav", 0),
             ("synth", "s02_neutral", (0, 196), "synth", "en", "s02_neutral.wav", 0),
