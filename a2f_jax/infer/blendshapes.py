@@ -282,6 +282,7 @@ def load_blendshape_config(path: str | pathlib.Path) -> BlendshapeConfig:
 
 _FREE, _LOWER, _UPPER = 0, 1, 2  # partition of each pose: free, at 0, at its upper bound
 _BLOCK = 128  # frames per block of pivoting: keeps the [block, K, K] temporaries in cache
+_MAX_PIVOTS = 12  # block-pivoting rounds before the active-set fallback (typical: 2 to 6)
 
 
 def _gradient_tol(A: np.ndarray, tol: float) -> float:
@@ -348,7 +349,7 @@ def _pivot(
         state = np.where(x0 <= 0.0, _LOWER, np.where(x0 >= u, _UPPER, _FREE)).astype(np.int8)
     else:
         state = state.astype(np.int8, copy=True)
-    max_iter = max_iter or 30 + 5 * k
+    max_iter = max_iter or _MAX_PIVOTS
     tol_g = _gradient_tol(A, tol)
     x_out = np.zeros((n, k))
     best = np.full(n, k + 1)
@@ -378,8 +379,49 @@ def _pivot(
         st = np.where(change & to_upper, _UPPER, st)
         state[todo] = np.where(change & to_free, _FREE, st)
         todo = todo[~done]
-    warnings.warn(f"blendshape solve: {len(todo)} of {n} frames did not converge in {max_iter} pivots; clipped")
+    # Nearly singular systems can make block pivoting cycle on rounding noise; the few frames
+    # left finish with a one-pose-at-a-time active-set method, which cannot cycle that way.
+    for r in todo:
+        x_out[r], state[r] = _active_set(A, b[r], u[r], x_out[r], tol, tol_g)
     return x_out, state
+
+
+def _active_set(
+    A: np.ndarray, b: np.ndarray, u: np.ndarray, x0: np.ndarray, tol: float, tol_g: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Primal active-set method for one frame's box QP, from the feasible point clip(x0)."""
+    k = len(b)
+    x = np.clip(x0, 0.0, u)
+    at_low, at_up = x <= 0.0, (x >= u) & (x > 0.0)
+    for _ in range(20 * k):
+        free = ~(at_low | at_up)
+        x = np.where(at_low, 0.0, np.where(at_up, u, x))
+        target = x.copy()
+        if free.any():
+            fi, bi = np.flatnonzero(free), np.flatnonzero(~free)
+            target[fi] = np.linalg.solve(A[np.ix_(fi, fi)], b[fi] - A[np.ix_(fi, bi)] @ x[bi])
+        step = target - x
+        # Longest step towards the subspace optimum that stays in the box; a blocking pose joins
+        # the bound set.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(free & (step < 0), -x / step, np.where(free & (step > 0), (u - x) / step, np.inf))
+        j = int(np.argmin(ratio))
+        if ratio[j] < 1.0:
+            x = x + max(ratio[j], 0.0) * step
+            at_low[j], at_up[j] = step[j] < 0, step[j] > 0
+            continue
+        x = target
+        g = x @ A - b
+        # Release the bound pose whose multiplier most wants it inside; none: optimal.
+        mult = np.where(at_low, g, np.where(at_up, -g, np.inf))
+        j = int(np.argmin(mult))
+        if mult[j] >= -tol_g:
+            break
+        at_low[j] = at_up[j] = False
+    else:
+        warnings.warn("blendshape solve: the active-set fallback did not converge; clipped")
+    state = np.where(at_low, _LOWER, np.where(at_up, _UPPER, _FREE)).astype(np.int8)
+    return np.clip(x, 0.0, u), state
 
 
 class _Partitions:
