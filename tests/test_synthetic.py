@@ -224,3 +224,42 @@ def test_config_dirs_load_and_match_the_dataset(name, monkeypatch, tmp_path):
         assert tuple(clip[2]) == (0, frames[clip[1]] - 1) and clip[5] == f"{clip[1]}.wav"
     for actor, (shot, frame), length, emotion in cfg.train.AUG_MUTED_SHOTS:
         assert actor == "synth" and frame < frames[shot] and emotion in shot and emotion in cfg.dataset.SHOT_EMOTION_NAMES
+
+
+def test_audio_is_phone_dependent(dataset):
+    """Vowels carry their first formant (a ~800 Hz, i ~300 Hz); bilabial closures and pauses are quiet."""
+    actor = dataset / "data/synth"
+    phonemes = json.loads((dataset / "ground_truth/synth/phonemes.json").read_text())
+    band = {"a": [], "i": []}
+    level = {"vowel": [], "sil": []}
+    for shot, _ in synthetic.SHOTS[:NUM_SHOTS]:
+        wav, sr = soundfile.read(actor / "audio" / f"{shot}.wav", dtype="float32")
+        for start, end, phone in phonemes[shot]:
+            a, b = int(start * sr) + 160, int(end * sr) - 160  # skip the 10 ms cross-fades
+            if b - a < 512:
+                continue
+            seg = wav[a:b]
+            rms = float(np.sqrt(np.mean(seg**2)))
+            if phone in speech.VOWELS:
+                level["vowel"].append(rms)
+            elif phone == speech.SILENCE:
+                level["sil"].append(rms)
+            if phone in band:
+                spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size))) ** 2
+                f = np.fft.rfftfreq(seg.size, 1 / sr)
+                band[phone].append(spec[(f > 650) & (f < 950)].sum() / spec[(f > 200) & (f < 400)].sum())
+    print("F1-band ratio a, i:", np.median(band["a"]), np.median(band["i"]), "silence/vowel rms:", np.median(level["sil"]) / np.median(level["vowel"]))
+    assert band["a"] and band["i"]
+    assert np.median(band["a"]) > 10 * np.median(band["i"])
+    assert np.median(level["sil"]) < 0.05 * np.median(level["vowel"])
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert synthetic.main([str(out), "--min", "--seed", "3"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert len(caches.list_shots(out / "data/synth/cache/skin")) == len(synthetic.SHOTS)
+    assert synthetic.main([str(out), "--min"]) == 2  # exists: refuse without --force
+    assert "does not exist yet" in capsys.readouterr().err
+    assert synthetic.main([str(out), "--min", "--force", "--seed", "4"]) == 0
+    assert json.loads((out / "ground_truth/synth/info.json").read_text())["seed"] == 4
