@@ -226,3 +226,13 @@ def test_parameter_count_base_config():
     assert sum(v for k, v in counts.items() if k.startswith("phoneme")) == 393_728 + 257 * 42
     # the frozen truncated wav2vec: about 16.40 M (spec §1.7)
     assert counts["w2v"] == 4_200_448 + 395_008 + 4_719_488 + 1_536 + 7_087_872 == 16_404_352
+
+
+def test_encoder_runs_in_extract_features_mode_without_layerdrop(net):
+    """The original's wav2vec path never applies LayerDrop: a snapshot config's layerdrop must not matter."""
+    model, params = net
+    args = _inputs()
+    key = jax.random.PRNGKey(7)
+    cfg = model.cfg
+    lossy = ConvW2VAutocorr(RegressionNetConfig(**{**cfg.__dict__, "encoder": cfg.encoder.replace(layerdrop=0.99)}))
+    np.testing.assert_array_equal(_fns(lossy)["train"](params, *args, key)[0], _fns(model)["train"](params, *args, key)[0])

@@ -161,7 +161,9 @@ class ConvW2VAutocorr(nn.Module):
         from a2f_jax.models.audio_encoder import AudioEncoder  # the shared wav2vec2/HuBERT encoder
 
         c = self.cfg
-        enc = AudioEncoder(c.encoder, c.w2v_num_layers, name="w2v")
+        # torchaudio's extract_features path (the original's): dropouts active in training, but never
+        # LayerDrop and no SpecAugment, whatever the snapshot's config says.
+        enc = AudioEncoder(c.encoder.extract_features_mode(), c.w2v_num_layers, name="w2v")
         hidden = enc(audio * W2V_X_SCALE, train=train).hidden_states
         # hidden_states[0] is the transformer input; [1:] are the outputs of the kept blocks.
         feats = jnp.stack(hidden[1 : c.w2v_num_layers + 1], axis=-1)  # [N, T, 768, L]
