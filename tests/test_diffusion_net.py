@@ -480,3 +480,41 @@ def _hf_encoder_state(enc):
             v = v.transpose(2, 1, 0) if v.ndim == 3 else v.T
         out[key] = v
     return out
+
+
+def test_streaming_window_exports_to_onnx_and_matches(model):
+    """The deploy graph's contract (7 tensors, latents [S, 2, B, H], noise [B, S+1, F, C]) exports as is."""
+    import jax2onnx
+    import onnxruntime as ort
+
+    from a2f_jax.models import gaussian_diffusion as gd
+
+    cfg, _, params = model
+    consts = dr.ActorConstants(_mean_geometry(cfg), scale_skin=[2.0, 3.0], scale_tongue=[0.5, 0.25],
+                               scale_jaw=[4.0, 1.0], scale_eye=[10.0, 20.0])
+    net = dr.DiffusionRNN(cfg, consts)
+    params = _randomize_heads(params, seed=17)
+    diff = gd.create_diffusion(cfg.diffusion_steps, "cosine", "2")
+    left, block, right = cfg.streaming
+    rng = np.random.default_rng(18)
+    B = 3
+    feeds = {
+        "window": rng.standard_normal((B, 3200)).astype(np.float32),
+        "identity": np.eye(2, dtype=np.float32)[[0, 1, 0]],
+        "emotion": rng.uniform(size=(B, block, 3)).astype(np.float32),
+        "input_latents": rng.standard_normal((2, 2, B, 8)).astype(np.float32),
+        "noise": rng.standard_normal((B, 3, left + block + right, cfg.output_dim)).astype(np.float32),
+    }
+
+    def fn(window, identity, emotion, input_latents, noise):
+        return dr.sample_streaming_window(net, params, diff, window, identity, emotion, input_latents, noise)
+
+    proto = jax2onnx.to_onnx(fn, [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in feeds.values()],
+                             input_names=list(feeds), output_names=["prediction", "output_latents"])
+    assert [i.name for i in proto.graph.input] == list(feeds)
+    assert not {n.op_type for n in proto.graph.node} & {"Mish", "ScatterND"}
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["prediction", "output_latents"], feeds)
+    ref = jax.jit(fn)(*feeds.values())
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, np.asarray(r), rtol=1e-4, atol=1e-4)
