@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear
 
-from a2f_jax.data.caches import write_pc2
+from a2f_jax.data.caches import write_maya_cache, write_pc2
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.infer import blendshapes as bs
 
@@ -355,6 +355,11 @@ def test_solve_to_files_and_script(tmp_path, rig):
     assert set(paths) == {"csv", "json", "npz", "tongue_csv", "tongue_json", "tongue_npz"}
     names, got, fps = bs.read_weights(paths["npz"])
     assert names == list(rig.pose_names) and fps == 25.0 and np.abs(got - w).max() < 1e-3
+    _, got_tongue, _ = bs.read_weights(paths["tongue_json"])
+    np.testing.assert_array_equal(got_tongue, got)
+    write_maya_cache(tmp_path / "maya" / "anim.xml", frames, 30.0)
+    paths = bs.solve_to_files(tmp_path / "maya" / "anim.xml", npz, cfg, tmp_path / "maya_out")
+    assert np.abs(bs.read_weights(paths["csv"])[1] - w).max() < 1e-3
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "solve_blendshapes.py"), "--bs", str(npz), "--bs-config", str(cfg),
          "--input", str(tmp_path / "anim.pc2"), "--out", str(tmp_path / "cli")],
