@@ -439,6 +439,20 @@ def test_bad_blendshape_npz(tmp_path, rig):
         bs.load_blendshape_data(tmp_path / "no_names.npz")
     with pytest.raises(DataError, match="no such file"):
         bs.load_blendshape_data(tmp_path / "nope.npz")
+    arrays = dict(np.load(npz))
+    arrays["frontalMask"] = np.array([0, 5, V], np.int32)
+    np.savez(tmp_path / "bad_mask.npz", **arrays)
+    with pytest.raises(DataError, match=r"\[frontalMask\].*\[0, 150\).*\[0, 150\]"):
+        bs.load_blendshape_data(tmp_path / "bad_mask.npz")
+
+
+def test_config_without_blendshape_params(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"numPoses": 3}))
+    with pytest.raises(DataError, match=r"c\.json \[blendshape_params\].*found keys \['numPoses'\]"):
+        bs.load_blendshape_config(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(DataError, match="a JSON file"):
+        bs.load_blendshape_config(tmp_path / "c.json")
 
 
 # ------------------------------------------------------------------ synthetic dataset
