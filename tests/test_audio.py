@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -128,6 +129,19 @@ def test_sinc_resample_matches_direct_formula(rates):
         ref = float(np.sum(x * h * base / o))
         # The kernel is built in f32 as torchaudio builds it for f32 input: ~1e-5 from the f64 formula.
         assert abs(float(y[n]) - ref) < 1e-4, (n, float(y[n]), ref)
+
+
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "data"
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000])
+def test_sinc_resample_matches_torchaudio(rate):
+    """Outputs of torchaudio.functional.resample (torchaudio 2.11, torch 2.13; make_torchaudio_resample.py)."""
+    with np.load(FIXTURES / "torchaudio_resample.npz") as ref:
+        x, expected = ref[f"x_{rate}"], ref[f"y_{rate}"]
+    y = audio.resample_sinc(x, rate, 16000)
+    assert y.shape == expected.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=0, atol=5e-7)  # f32 summation order only
 
 
 def test_corrupt_empty_and_missing_wav(tmp_path):
