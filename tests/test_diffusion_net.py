@@ -518,3 +518,25 @@ def test_streaming_window_exports_to_onnx_and_matches(model):
     ref = jax.jit(fn)(*feeds.values())
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, np.asarray(r), rtol=1e-4, atol=1e-4)
+
+
+def test_stop_frozen_gradients_zeroes_exactly_the_frozen_params(model):
+    cfg, net, params = model
+    params = _randomize_heads(params, seed=19)
+    rng = np.random.default_rng(20)
+    args = (jnp.asarray(rng.standard_normal((1, 12, cfg.output_dim)).astype(np.float32)), jnp.array([2]),
+            jnp.asarray(rng.standard_normal((1, 3200)).astype(np.float32)), jnp.eye(2)[:1], jnp.zeros((1, 3)))
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(net.apply({"params": dr.stop_frozen_gradients(p)}, *args) ** 2)))(params)
+    labels = freeze.param_labels(params, dr.frozen_param_predicate())
+    flat_g = jax.tree_util.tree_flatten_with_path(grads)[0]
+    flat_l = jax.tree_util.tree_leaves(labels)
+    frozen_names = set()
+    for (path, g), lab in zip(flat_g, flat_l):
+        name = "/".join(str(k.key) for k in path)
+        if lab == freeze.FROZEN:
+            frozen_names.add(name.split("/")[1] + "/" + name.split("/")[2])
+            assert not np.any(np.asarray(g)), name
+        elif name.startswith(("audio_model/encoder/pos_conv_embed", "audio_model/encoder/layer_norm", "gru/")):
+            assert np.any(np.asarray(g)), name
+    assert {"encoder/layers_0", "encoder/layers_1"} <= frozen_names
+    assert not any(n.startswith("encoder/layers_1") and n != "encoder/layers_1" for n in frozen_names)

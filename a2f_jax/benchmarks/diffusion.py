@@ -54,7 +54,7 @@ def _forward_backward(quick: bool) -> dict:
         k_noise, k_drop, k_mask = jax.random.split(key, 3)
         t = jnp.array([500])
         x_t = gd.q_sample(diff, x0, t, jax.random.normal(k_noise, x0.shape))
-        pred = net.apply({"params": p}, x_t, t, audio, actor, emotion, train=True,
+        pred = net.apply({"params": dr.stop_frozen_gradients(p)}, x_t, t, audio, actor, emotion, train=True,
                          rngs={"dropout": k_drop, "mask": k_mask})
         out = ld.diffusion_losses(pred, x0, consts, actor, tongue_weight=0.1, jaw_weight=1.0, lip_dist_alpha=1e-5,
                                   lip_dist_exp=10.0, velocity_alpha=0.0, exp_smooth_alpha=25.0)

@@ -51,6 +51,21 @@ def frozen_param_predicate() -> Callable[[tuple[str, ...]], bool]:
     return freeze.encoder_frozen(FREEZE_SCHEME, (ENCODER_SCOPE,))
 
 
+def stop_frozen_gradients(params: Any) -> Any:
+    """`params` with `stop_gradient` on the frozen leaves (apply inside the differentiated function).
+
+    Their gradients become constant zeros, so XLA drops the backward pass through the conv feature
+    encoder, as PyTorch does for `requires_grad=False`, even when the gradients are returned (accumulation).
+    """
+    frozen = frozen_param_predicate()
+
+    def leaf(path: Any, x: Array) -> Array:
+        names = tuple(str(getattr(k, "key", k)) for k in path)
+        return jax.lax.stop_gradient(x) if frozen(names) else x
+
+    return jax.tree_util.tree_map_with_path(leaf, params)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Configuration and per-actor constants
 # ---------------------------------------------------------------------------------------------------------
