@@ -285,3 +285,38 @@ def test_cache_num_verts_all_formats(tmp_path):
     caches.write_cache(tmp_path / "a.pc2", x)
     caches.write_cache(tmp_path / "a.xml", x)
     assert [caches.cache_num_verts(tmp_path / f"a{e}") for e in (".npy", ".pc2", ".xml")] == [9, 9, 9]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files written by the original framework's own writers (fixtures/data/make_original_caches.py)
+# ---------------------------------------------------------------------------------------------
+
+ORIGINAL = pathlib.Path(__file__).resolve().parent / "fixtures" / "data" / "original_caches"
+
+
+def test_reads_caches_written_by_the_original():
+    with np.load(ORIGINAL / "expected.npz") as expected:
+        dvca, fvca, pc2 = expected["dvca"], expected["fvca"], expected["pc2"]
+    assert np.array_equal(caches.read_cache(ORIGINAL / "dvca.xml"), dvca.astype(np.float32))
+    assert np.array_equal(caches.read_cache(ORIGINAL / "fvca.xml"), fvca)
+    assert np.array_equal(caches.read_cache(ORIGINAL / "cache.pc2"), pc2)
+
+
+@pytest.mark.parametrize("name,fps,dtype", [("dvca", 30.0, np.float64), ("fvca", 24.0, np.float32)])
+def test_writer_bytes_equal_the_originals_except_etim(tmp_path, name, fps, dtype):
+    with np.load(ORIGINAL / "expected.npz") as expected:
+        frames = expected[name]
+    caches.write_maya_cache(tmp_path / f"{name}.xml", frames, fps, dtype=dtype)
+    ours, theirs = (tmp_path / f"{name}.mc").read_bytes(), (ORIGINAL / f"{name}.mc").read_bytes()
+    end_tick = round((len(frames) - 1) * 6000 / fps)
+    assert ours[36:48] == b"ETIM" + struct.pack(">ii", 4, end_tick)  # the original writes 1 here
+    assert theirs[36:48] == b"ETIM" + struct.pack(">ii", 4, 1)
+    assert ours[:36] == theirs[:36] and ours[48:] == theirs[48:]
+    info_ours, info_theirs = caches.parse_maya_xml(tmp_path / f"{name}.xml"), caches.parse_maya_xml(ORIGINAL / f"{name}.xml")
+    assert info_ours == info_theirs
+
+
+def test_pc2_writer_bytes_equal_the_originals(tmp_path):
+    with np.load(ORIGINAL / "expected.npz") as expected:
+        caches.write_pc2(tmp_path / "c.pc2", expected["pc2"])
+    assert (tmp_path / "c.pc2").read_bytes() == (ORIGINAL / "cache.pc2").read_bytes()
