@@ -74,7 +74,7 @@ def tiny_regression():
               "implicit_emotion_len": 16, "explicit_emo_emb_len": 8, "explicit_emotions": F.EMOTIONS,
               "num_shapes_skin": F.KS, "num_shapes_tongue": F.KT, "result_jaw_size": 15, "result_eyes_size": 4}
     net = ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder=enc))
-    weights = init_params(net, jax.random.PRNGKey(0), seq=1)
+    weights = jax.jit(lambda key: init_params(net, key, seq=1))(jax.random.PRNGKey(0))
     info = F.regression_info()
     return net, weights, info, onnx_regression.export_regression(net, weights, info)
 
