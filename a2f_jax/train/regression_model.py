@@ -10,42 +10,11 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from a2f_jax.errors import ConfigError
+from a2f_jax.train.encoder_setup import encoder_config, encoder_from_dict, encoder_to_dict, replace_encoder_params
 
 log = logging.getLogger(__name__)
 
 ENCODER_SCOPE = "w2v"  # the encoder's Linen scope inside ConvW2VAutocorr
-
-
-def encoder_config(tcfg: Any) -> tuple[Any, Any]:
-    """(EncoderConfig, pretrained params or None) from AUDIO_ENCODER_* keys of the train config."""
-    from a2f_jax.models import audio_encoder, encoder_weights
-
-    overrides = dict(tcfg.get("AUDIO_ENCODER_CONFIG_OVERRIDES", None) or {})
-    if tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False):
-        log.warning("AUDIO_ENCODER_RANDOM_INIT=True: the audio encoder has RANDOM weights (fine for tests and "
-                    "the demo, useless for a real model); set AUDIO_ENCODER_SNAPSHOT to a local snapshot instead")
-        return audio_encoder.TORCHAUDIO_WAV2VEC2_BASE.replace(**_tuples(overrides)).extract_features_mode(), None
-    if overrides:
-        raise ConfigError("config_train [AUDIO_ENCODER_CONFIG_OVERRIDES]: expected {} with a pretrained snapshot "
-                          f"(overrides only apply to random init), found {overrides}")
-    num_layers = int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1))
-    cfg, params = encoder_weights.load_pretrained(str(tcfg.AUDIO_ENCODER_SNAPSHOT), num_layers)
-    return cfg.extract_features_mode(), params
-
-
-def _tuples(d: Mapping[str, Any]) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-
-
-def encoder_to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def encoder_from_dict(d: Mapping[str, Any]) -> Any:
-    from a2f_jax.models.audio_encoder import EncoderConfig
-
-    return EncoderConfig(**_tuples(d))
 
 
 @dataclasses.dataclass
@@ -62,26 +31,7 @@ class RegressionModel:
 
     def with_encoder_params(self, params: Any, encoder_params: Any) -> Any:
         """Replace the random encoder weights by pretrained ones (only the layers the network keeps)."""
-        params = dict(params)
-        own = params[ENCODER_SCOPE]
-        missing = []
-
-        def pick(path, leaf):
-            node = encoder_params
-            for k in path:
-                key = getattr(k, "key", str(k))
-                if not isinstance(node, Mapping) or key not in node:
-                    missing.append("/".join(getattr(p, "key", str(p)) for p in path))
-                    return leaf
-                node = node[key]
-            if tuple(node.shape) != tuple(leaf.shape):
-                raise ConfigError(f"encoder snapshot: {path}: expected shape {leaf.shape}, found {node.shape}")
-            return jnp.asarray(node, leaf.dtype)
-
-        params[ENCODER_SCOPE] = jax.tree_util.tree_map_with_path(pick, own)
-        if missing:
-            raise ConfigError(f"encoder snapshot: expected weights for {missing[:5]}, found none")
-        return params
+        return replace_encoder_params(params, ENCODER_SCOPE, encoder_params)
 
     def apply_train(self, params: Any, audio: jax.Array, emotion: jax.Array, norm: jax.Array, rng: jax.Array) -> jax.Array:
         k_drop, k_mask = jax.random.split(rng)
@@ -115,7 +65,8 @@ def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320) -> Re
 
 def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> tuple[RegressionModel, dict, Any]:
     """(model, JSON model definition, pretrained encoder params or None)."""
-    enc_cfg, enc_params = encoder_config(tcfg)
+    enc_cfg, enc_params = encoder_config(tcfg, "wav2vec2", int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1)))
+    enc_cfg = enc_cfg.extract_features_mode()  # torchaudio's intermediate-output path: no LayerDrop
     params = network_params(tcfg, channel_sizes, explicit_emotions)
     window = int(tcfg.AUDIO_PARAMS["buffer_len"])
     model = build(params, enc_cfg, window)

@@ -163,10 +163,10 @@ class DiffusionSampler:
             "actor": np.stack([self.actor_vecs[c.actor] for c, _, _ in items]),
             "emotion": np.stack([self.data.emotion_vector(c.shot_index) for c, _, _ in items]),
             "shot_index": np.array([c.shot_index for c, _, _ in items], np.int32),
+            "audio_len": np.array([min(len(a), N) for _, a, _ in items], np.int32),
         }
         for b, (_, audio, y) in enumerate(items):
             out["audio"][b, :min(len(audio), N)] = audio[:N]
             out["y"][b, :len(y)] = y
             out["mask"][b, :len(y)] = 1.0
-        out["t_uniform"] = rng.uniform(size=len(items)).astype(np.float32)  # turned into timesteps on device
         return out
