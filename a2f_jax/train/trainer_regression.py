@@ -43,15 +43,13 @@ class RegressionSetup:
     geometry: dict
     lip_dist_weights: np.ndarray | None  # per shot, [num_shots]
     encoder_params: Any | None  # pretrained encoder params (None: random init)
+    lip_vertices: list[int]  # lip vertices of the dataset's lists (validation lip vertex error)
 
 
 def _split_validation(data: TrainingData, tcfg: Any, dcfg: Any) -> tuple[list, list]:
     val = build_clips(tcfg.get("VALIDATION_CLIPS", None) or [], data, dcfg, key="VALIDATION_CLIPS")
     held = {(c.actor, c.shot) for c in val}
-    train = [c for c in data.clips if (c.actor, c.shot) not in held]
-    if held and len(train) == len(data.clips):
-        log.warning("VALIDATION_CLIPS name no shot used by CLIPS")
-    return train, val
+    return [c for c in data.clips if (c.actor, c.shot) not in held], val
 
 
 def build_setup(configs: Any) -> RegressionSetup:
@@ -73,8 +71,11 @@ def build_setup(configs: Any) -> RegressionSetup:
         eye_dist_verts=actor_data.eye_dist_verts, source=f"vertex lists of {actors[0]}",
     )
     weights = losses.emotion_sample_weights([s.emotion for s in data.shots], tcfg.get("LOSS_LIP_DIST_EMO_WEIGHTS", None))
+    from a2f_jax.infer.metrics import lip_vertices_from_lists
+
     return RegressionSetup(configs, data, train_clips, val_clips, model, model_def,
-                           losses.RegressionLossConfig.from_train_config(tcfg), geometry, weights, encoder_params)
+                           losses.RegressionLossConfig.from_train_config(tcfg), geometry, weights, encoder_params,
+                           lip_vertices_from_lists(actor_data.lip_dist_verts, actor_data.lip_size_verts))
 
 
 def param_labels(params: Any, freeze_encoder: bool) -> Any:
@@ -189,7 +190,7 @@ def validation_metrics(setup: RegressionSetup, params: Any) -> dict[str, float]:
     if ks and lip is not None:
         basis = art.skin_shapes.reshape(ks, -1)
         verts = lambda c: (c[:, :ks] @ basis).reshape(len(c), -1, 3) + art.skin_mean  # noqa: E731
-        lip_idx = setup.model_def.get("lip_vertices") or []
+        lip_idx = setup.lip_vertices
         lve, mae = [], []
         for p, g in zip(preds, gts):
             vp, vg = verts(p), verts(g)
@@ -199,6 +200,7 @@ def validation_metrics(setup: RegressionSetup, params: Any) -> dict[str, float]:
         if lve:
             out["val/lip_vertex_error"] = float(np.mean(lve))
         out["val/lip_dist_mae"] = float(np.mean(mae))
+    log.info("validation: %s", " ".join(f"{k}={v:.4g}" for k, v in out.items()))
     return out
 
 
@@ -209,6 +211,7 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
     from tensorboardX import SummaryWriter
 
     sharding.maybe_initialize_distributed()
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     tcfg = configs.train
     setup = build_setup(configs)
     mesh = sharding.make_mesh(devices)
