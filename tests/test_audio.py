@@ -207,3 +207,28 @@ def test_muted_windows_draw_local_scale_first():
     np.testing.assert_array_equal(w, np.stack([first, second]).astype(np.float32))
     seg = audio.muted_segment(1000, "gauss", 0.1, (0.5, 0.5), np.random.default_rng(0))
     assert seg.dtype == np.float32 and seg.size == 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs of the original's own audio code (fixtures/data/make_original_audio.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _original() -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / "original_audio.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_muted_noise_bit_exact_with_original():
+    ref = _original()
+    np.testing.assert_array_equal(audio.muted_noise("mic", 8320, 0.1, np.random.default_rng(11)), ref["mic_8320"])
+    np.testing.assert_array_equal(audio.muted_noise("mic", 3001, 0.1, np.random.default_rng(12)), ref["mic_3001"])
+    np.testing.assert_array_equal(audio.muted_noise("gauss", 1000, 0.1, np.random.default_rng(13)), ref["gauss_1000"])
+
+
+def test_nva2f_and_windows_bit_exact_with_original():
+    ref = _original()
+    track = audio.preprocess(ref["nva2f_in_44100"], 44100, "nva2f")
+    np.testing.assert_array_equal(track.data, ref["nva2f_out_16000"])
+    windows = audio.frame_windows(ref["windows_audio"], 30, 30.0, offset=0.013)
+    np.testing.assert_array_equal(windows[[0, 15, 29]], ref["windows_offset_0.013"])
