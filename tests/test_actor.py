@@ -185,6 +185,13 @@ def test_jaw_anim_shape_checked(tmp_path):
         ActorData.load(cfg, "a")
 
 
+def test_configured_but_missing_root(tmp_path):
+    root = _skin_root(tmp_path)
+    cfg = _cfg(SKIN_CACHE_ROOT={"a": str(root)}, TONGUE_CACHE_ROOT={"a": str(tmp_path / "no_tongue")})
+    with pytest.raises(DataError, match=r"no_tongue \[TONGUE_CACHE_ROOT\[a\]\]: expected an existing folder"):
+        ActorData.load(cfg, "a")
+
+
 def test_no_skin_cache_root_is_a_config_error():
     with pytest.raises(ConfigError, match="SKIN_CACHE_ROOT"):
         ActorData.load(_cfg(), "a")

@@ -102,7 +102,8 @@ def check_emotion_known(cfg_dataset: Any, actor: str, shot: str) -> str:
 def _exists(path: Any, key: str, actor: str) -> pathlib.Path:
     path = pathlib.Path(os.path.expandvars(str(path)))
     if not path.exists():
-        raise DataError(describe(path, f"{key}[{actor}]", "an existing file", "no such file"))
+        what = "an existing folder" if key.endswith("_ROOT") else "an existing file"
+        raise DataError(describe(path, f"{key}[{actor}]", what, "no such file or folder"))
     return path
 
 
