@@ -143,9 +143,11 @@ def test_unresolvable_emotion_and_bad_map(ds):
 def test_vertex_index_out_of_range(ds):
     path = ds / "data/synth/geom/skin/lip_dist_vertex_list.json"
     path.write_text('{"upper": [0, 1], "lower": [2, 99999]}')
+    np.save(ds / "data/synth/cache/skin/s02_neutral/s02_neutral.npy", np.full((3, 4, 3), np.inf, np.float32))
     errors = _errors(check_dataset(_cfg(ds)))
     v = np.load(ds / "data/synth/geom/skin/neutral_pose.npy").shape[0]
     assert f"{path}: expected vertex indices in [0, {v}), found 1 out of range, e.g. 99999" in errors
+    assert "s02_neutral.npy [frame 0, vertex 0]: expected finite positions" in errors  # checks go on
 
 
 def test_tongue_vertex_count_and_jaw_anim_shot_missing(ds):

@@ -20,6 +20,9 @@ from a2f_jax.data.actor import ActorData, actor_value, check_emotion_known, chec
 from a2f_jax.errors import A2FError, DataError, describe
 
 
+_CORE_KEYS = ("AUDIO_ROOT", "SKIN_CACHE_ROOT", "SHOT_EMOTION_NAMES", "SHOT_EMOTION_MAP", "CACHE_FPS", "ACTOR_NAMES")
+
+
 @dataclasses.dataclass
 class ShotRow:
     actor: str
@@ -73,7 +76,12 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
         data = ActorData.load(cfg_dataset, actor, cfg_preproc)
     except A2FError as err:
         report.errors.append(str(err))
-        return report
+        # Go on with the caches and audio alone, so one run lists every problem.
+        core = {key: cfg_dataset.get(key) for key in _CORE_KEYS}
+        try:
+            data = ActorData.load(core, actor, cfg_preproc)
+        except A2FError:
+            return report
     fps = actor_value(cfg_dataset, "CACHE_FPS", actor)
     if fps is None:
         report.errors.append(describe("config_dataset.CACHE_FPS", actor, "the cache frame rate of the actor", "none"))
