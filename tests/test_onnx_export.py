@@ -107,3 +107,42 @@ def test_regression_export_rejects_mismatched_network_info(tiny_regression):
     bad["params"]["explicit_emotions"].append("fear")
     with pytest.raises(DataError, match="emotion"):
         onnx_regression.export_regression(net, weights, bad)
+
+
+def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path):
+    """A run dir as the regression trainer leaves it (no network.onnx): deploy exports the checkpointed network."""
+    import types
+
+    from a2f_jax.train import regression_model
+    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+
+    net, weights, info, _ = tiny_regression
+    run = tmp_path / "train" / "250101_000000_reg"
+    (run / "deploy").mkdir(parents=True)
+    (run / "configs").mkdir()
+    hyper = {"use_w2v_features": True, "use_autocorr_features": True, "w2v_freeze": True, "w2v_num_layers": 1,
+             "implicit_emotion_len": 16, "explicit_emo_emb_len": 8}
+    model_def = {"network": "conv_w2v_autocorr", "window": 8320, "encoder": regression_model.encoder_to_dict(net.cfg.encoder),
+                 "params": {**hyper, "explicit_emotions": F.EMOTIONS, "num_shapes_skin": F.KS, "num_shapes_tongue": F.KT,
+                            "result_jaw_size": 15, "result_eyes_size": 4}}
+    (run / "model_def.json").write_text(json.dumps(model_def))
+    save_params(run / PARAMS_FILE, {"net": weights, "emo_db": np.zeros((30, 16), np.float32)})
+    (run / "deploy" / "network_info.json").write_text(json.dumps(info))
+    (run / "deploy" / "trt_info.json").write_text(json.dumps({"input": "b,1,8320"}))  # a non-original layout: replaced
+    np.savez(run / "deploy" / "implicit_emo_db.npz", **bundle.emo_db_arrays(F.emo_db()))
+    pre = tmp_path / "preproc" / "250101_000000_pre" / "deploy"
+    pre.mkdir(parents=True)
+    np.savez(pre / "network_data.npz", **F.model_data())
+    (run / "configs" / "preproc_info.json").write_text(json.dumps({"preproc_run_name_full": {"claire": "250101_000000_pre"}}))
+    configs = types.SimpleNamespace(
+        network_type="regression", inference=types.SimpleNamespace(CONFIG={}),
+        train=types.SimpleNamespace(TRAIN_OUTPUT_ROOT=str(tmp_path / "train"), PREPROC_ROOT=str(tmp_path / "preproc"),
+                                    FINAL_DEPLOY_ROOT=str(tmp_path / "deploy")))
+    out = bundle.deploy_run(configs, run)
+    assert check.check_bundle(out) == []
+    assert json.loads((out / "trt_info.json").read_text()) == C.trt_info(info)
+    # the exported graph is the checkpointed network: same output as JAX on a window
+    rng = np.random.default_rng(5)
+    feeds = {"input": 0.2 * rng.standard_normal((1, 1, 8320)).astype(np.float32), "emotion": rng.standard_normal((1, 1, 19)).astype(np.float32)}
+    diffs = onnx_utils.compare_with_jax(out / "network.onnx", jax.jit(onnx_regression.regression_fn(net, weights)), feeds)
+    assert diffs["result"] <= 1e-4
