@@ -2,7 +2,8 @@
 
     python scripts/solve_blendshapes.py --bs bs_skin.npz --bs-config bs_skin_config.json \
         --input anim.npy --out out/anim_bs [--fps 30] \
-        [--tongue-bs bs_tongue.npz --tongue-bs-config bs_tongue_config.json --tongue-input tongue.npy]
+        [--tongue-bs bs_tongue.npz --tongue-bs-config bs_tongue_config.json --tongue-input tongue.npy
+         [--tongue-rigid-vertices rigid_vertex_list.json]]
 
 Writes <out>.csv, <out>.json, <out>.npz (and <out>_tongue.* with the tongue options).
 --input: npy [T, V, 3], Maya cache (.xml + .mc) or .pc2, absolute positions (--deltas: offsets
@@ -31,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tongue-bs", help="tongue blendshapes (bs_tongue.npz)")
     parser.add_argument("--tongue-bs-config", help="tongue solver config (bs_tongue_config.json)")
     parser.add_argument("--tongue-input", help="tongue animation")
+    parser.add_argument(
+        "--tongue-rigid-vertices",
+        help="rigid_vertex_list.json: remove the tongue's jaw motion first (raw dataset caches; not network output)",
+    )
     args = parser.parse_args(argv)
     try:
         paths = solve_to_files(
             args.input, args.bs, args.bs_config, args.out, args.fps, deltas=args.deltas,
             tongue_geometry=args.tongue_input, tongue_bs_npz=args.tongue_bs, tongue_bs_config=args.tongue_bs_config,
-            temporal_mode=args.temporal_mode,
+            temporal_mode=args.temporal_mode, tongue_rigid_vertices=args.tongue_rigid_vertices,
         )
     except A2FError as err:
         print(f"error: {err}", file=sys.stderr)
