@@ -146,3 +146,15 @@ def test_encoder_from_settings() -> None:
     assert cfg.hidden_dropout == 0.2 and cfg.hidden_size == 32
     with pytest.raises(ConfigError, match="AUDIO_ENCODER_RANDOM_INIT"):
         encoder_from_settings("diffusion", "", False, {}, jax.random.key(0))
+
+
+def test_pytorch_pickle_without_torch_says_so(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    shutil.copy(FIX / "wav2vec2_group" / "config.json", snap / "config.json")
+    (snap / "pytorch_model.bin").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(ConfigError, match="torch is not installed"):
+        load_pretrained(snap)
