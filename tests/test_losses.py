@@ -108,10 +108,12 @@ def test_phoneme_losses_filter_languages_and_weight_classes():
     z_zh = RNG.normal(size=(B, S, 25, p_zh)).astype(np.float32)
     t = RNG.random(size=(B, S, 25, pmax)).astype(np.float32)
     t /= t.sum(-1, keepdims=True)
-    langs = np.array(["en", "zh", "en", "unsupported"])
-    masks = [langs == "en", langs == "zh"]
-    w_en = np.ones(p_en, np.float32)
-    w_en[0] = 0.3  # [SIL] weight
+    masks = L.language_masks(["en", "zh", "en", "unsupported"], ["en", "zh"])
+    np.testing.assert_array_equal(masks[0], [True, False, True, False])
+    w_en = L.phoneme_class_weights(p_en, 0, 0.3)  # [SIL] weight
+    np.testing.assert_allclose(w_en, [0.3, 1, 1, 1, 1], rtol=1e-7)
+    with pytest.raises(DataError, match="SIL"):
+        L.phoneme_class_weights(p_en, 5, 0.3)
     ref = 0.0
     for z, m, w in [(z_en, masks[0], w_en), (z_zh, masks[1], None)]:
         tt = t[m][..., : z.shape[-1]]

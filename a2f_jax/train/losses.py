@@ -330,6 +330,21 @@ def emotion_sample_weights(emotion_names: Sequence[str], weight_map: Mapping[str
     return np.asarray([float(weight_map.get(n, 1.0)) for n in emotion_names], np.float32)
 
 
+def phoneme_class_weights(num_phonemes: int, sil_index: int, sil_weight: float) -> np.ndarray:
+    """Class weights of one language: 1 everywhere, LOSS_PHONEME_SIL_WEIGHT at the "[SIL]" token. float32 [P]."""
+    if not 0 <= sil_index < num_phonemes:
+        raise DataError(f"phoneme vocabulary [[SIL]]: expected an index in [0, {num_phonemes}), found {sil_index}")
+    w = np.ones(num_phonemes, np.float32)
+    w[sil_index] = sil_weight
+    return w
+
+
+def language_masks(sample_langs: Sequence[str], langs: Sequence[str]) -> list[np.ndarray]:
+    """One bool [B] mask per phoneme language (PHONEME_FORCING_LANGS order): sample's lang == that language.
+    Samples of other languages ("unsupported") are in no mask, so they leave the phoneme losses out."""
+    return [np.asarray([sl == lang for sl in sample_langs], bool) for lang in langs]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The combined regression loss
 # ----------------------------------------------------------------------------------------------------------
