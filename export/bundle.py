@@ -67,7 +67,8 @@ def model_config(network_type: str, config: Mapping[str, Any] | None, emo_specs:
             shot, frame = next(iter(emo_specs)), 0
         if emo_specs is not None:
             if shot not in emo_specs:
-                raise ConfigError(describe("config_inference", "CONFIG.source_shot", f"one of the emotion DB shots {list(emo_specs)[:8]}", repr(shot)))
+                raise ConfigError(describe("config_inference", "CONFIG.source_shot",
+                                           f"one of the emotion DB shots {list(emo_specs)[:8]}", repr(shot)))
             if not (isinstance(frame, int) and 0 <= frame < emo_specs[shot][1]):
                 raise ConfigError(describe("config_inference", "CONFIG.source_frame", f"an integer in [0, {emo_specs[shot][1]})", repr(frame)))
         out["source_shot"], out["source_frame"] = str(shot), int(frame)
@@ -97,7 +98,8 @@ def model_data_arrays(source: PathLike | Mapping[str, np.ndarray]) -> dict[str, 
     arrays.setdefault("neutral_tongue", arrays.get("shapes_mean_tongue"))
     missing = [k for k in C.MODEL_DATA_KEYS if arrays.get(k) is None]
     if missing:
-        raise DataError(describe(source if not isinstance(source, Mapping) else "model data", None, f"arrays {list(C.MODEL_DATA_KEYS)}", f"missing {missing}"))
+        where = source if not isinstance(source, Mapping) else "model data"
+        raise DataError(describe(where, None, f"arrays {list(C.MODEL_DATA_KEYS)}", f"missing {missing}"))
     return {k: np.ascontiguousarray(arrays[k], dtype=np.float32) for k in C.MODEL_DATA_KEYS}
 
 
@@ -289,7 +291,8 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
             pre = pathlib.Path(train_cfg.PREPROC_ROOT) / pre
         deploy_dir = pre / "deploy"
         model_data[actor] = deploy_dir / "network_data.npz"
-        blendshapes[actor] = {part: (deploy_dir / f"bs_{part}_{actor}.npz", deploy_dir / f"bs_{part}_config_{actor}.json") for part in ("skin", "tongue")}
+        blendshapes[actor] = {part: (deploy_dir / f"bs_{part}_{actor}.npz", deploy_dir / f"bs_{part}_config_{actor}.json")
+                              for part in ("skin", "tongue")}
     if onnx_model is None:
         onnx_model = find_run_file(run_dir, "network.onnx")
     if onnx_model is None:

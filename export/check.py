@@ -203,7 +203,8 @@ def check_model_json(model: Any, kind: str, num_identities: int, root: pathlib.P
                     _v(out, "json.type", file, "blendshapePaths entry object", type(entry).__name__)
                     continue
                 if entry and set(entry) != {"skin", "tongue"}:
-                    _v(out, "model_json.blendshapes", file, "blendshape entry with both skin and tongue (else geometry only)", sorted(entry), "warning")
+                    _v(out, "model_json.blendshapes", file, "blendshape entry with both skin and tongue (else geometry only)",
+                       sorted(entry), "warning")
                 for part, files in entry.items():
                     if not (isinstance(files, dict) and {"config", "data"} <= set(files)):
                         _v(out, "model_json.blendshapes", file, f"blendshapePaths {part} with config and data", repr(files))
@@ -274,7 +275,9 @@ def npz_entries(path: pathlib.Path) -> list[NpzEntry]:
     return entries
 
 
-def _npz_encoding(path: pathlib.Path, out: list[Violation], int_keys: tuple[str, ...] = (), str_keys: tuple[str, ...] = ()) -> list[NpzEntry] | None:
+def _npz_encoding(
+    path: pathlib.Path, out: list[Violation], int_keys: tuple[str, ...] = (), str_keys: tuple[str, ...] = ()
+) -> list[NpzEntry] | None:
     name = path.name
     if not path.is_file():
         _v(out, "file.missing", name, "file present", "missing")
@@ -425,7 +428,8 @@ def check_bs_files(root: pathlib.Path, npz_rel: str, config_rel: str) -> list[Vi
     num = params.get("numPoses")
     for key in C.BLENDSHAPE_POSE_ARRAYS:
         if key in params and (not isinstance(params[key], list) or len(params[key]) != num):
-            _v(out, "bs.lengths", config_rel, f"{key} of length numPoses={num}", len(params[key]) if isinstance(params[key], list) else params[key])
+            found = len(params[key]) if isinstance(params[key], list) else params[key]
+            _v(out, "bs.lengths", config_rel, f"{key} of length numPoses={num}", found)
     return out
 
 
@@ -516,7 +520,9 @@ def check_onnx_contract(path: pathlib.Path, info: Mapping[str, Any]) -> list[Vio
     return out
 
 
-def check_onnx_run(root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mapping[str, Any] | None, seconds: float = 1.0, seed: int = 0) -> list[Violation]:
+def check_onnx_run(
+    root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mapping[str, Any] | None, seconds: float = 1.0, seed: int = 0
+) -> list[Violation]:
     """Run network.onnx with onnxruntime as the runtime feeds it, on a synthetic clip; check shapes, finiteness
     and that batch rows are independent (same window in two batch slots gives the same result)."""
     from export import runtime_feed as rf
@@ -526,7 +532,8 @@ def check_onnx_run(root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mappi
     rng = np.random.default_rng(seed)
     samples = int(seconds * C.SAMPLERATE)
     t = np.arange(samples) / C.SAMPLERATE
-    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(samples)).astype(np.float32)
+    speech_like = 0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    audio = (speech_like + 0.01 * rng.standard_normal(samples)).astype(np.float32)
     try:
         run = rf.ort_runner(rf.load_session(root / name))
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -557,7 +564,8 @@ def check_onnx_run(root: pathlib.Path, info: Mapping[str, Any], model_cfg: Mappi
             pair = run({"input": np.concatenate([win, 0.5 * win[..., ::-1] + 0.1]), "emotion": np.stack([emotion, emotion])[:, None]})["result"]
             single = run({"input": win, "emotion": emotion[None, None]})["result"]
             if not np.allclose(pair[0], single[0], atol=1e-4, rtol=1e-4):
-                _v(out, "onnx.batch_rows", name, "batch rows independent (|row0(B=2) - row0(B=1)| <= 1e-4)", float(np.abs(pair[0] - single[0]).max()))
+                _v(out, "onnx.batch_rows", name, "batch rows independent (|row0(B=2) - row0(B=1)| <= 1e-4)",
+                   float(np.abs(pair[0] - single[0]).max()))
         else:
             stream = rf.DiffusionStream.from_network_info(info)
             noise = rng.standard_normal((stream.steps + 1, stream.frames, stream.out_dim)).astype(np.float32)

@@ -101,7 +101,8 @@ def axes_inputs_to_attributes(model: Any) -> int:
     for node in model.graph.node:
         if node.op_type in _AXES_INPUT_SINCE_18 and len(node.input) > 1 and node.input[1]:
             if node.input[1] not in consts:
-                raise DataError(f"ONNX node {node.name} ({node.op_type}): expected constant axes to lower to opset < 18, found a computed tensor")
+                raise DataError(f"ONNX node {node.name} ({node.op_type}): expected constant axes to lower to "
+                                "opset < 18, found a computed tensor")
             axes = [int(a) for a in np.asarray(consts[node.input[1]]).reshape(-1)]
             del node.input[1:]
             node.attribute.append(helper.make_attribute("axes", axes))
@@ -187,7 +188,9 @@ def ort_session(model: Any, threads: int = 1) -> Any:
     return ort.InferenceSession(str(src) if isinstance(src, pathlib.Path) else src, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def compare_with_jax(model: Any, fn: Callable[..., Any], feeds: Mapping[str, np.ndarray], input_order: Sequence[str] | None = None) -> dict[str, float]:
+def compare_with_jax(
+    model: Any, fn: Callable[..., Any], feeds: Mapping[str, np.ndarray], input_order: Sequence[str] | None = None
+) -> dict[str, float]:
     """Max |ORT − JAX| per output name. `feeds` are passed to `fn` positionally in `input_order`
     (default: the feeds' order)."""
     session = ort_session(model)
