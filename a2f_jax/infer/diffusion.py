@@ -224,7 +224,10 @@ class DiffusionEngine:
             d = rows
         else:
             d = _to_delta(rows, ident, self.sizes, self._table("mean"), *(self._table(f"scale_{k}") for k in ("skin", "tongue", "jaw", "eye")))
-        data = self.actor_data[self.actor_name or self.condition or self.actors[0]]
+        name = self.actor_name or self.condition or self.actors[0]
+        if name not in self.actor_data:
+            raise ConfigError(describe("config_inference", "ACTOR_NAME", f"one of {self.actors}", repr(name)))
+        data = self.actor_data[name]
         skin, tongue = d[:, :s].reshape(t, -1, 3), d[:, s:s + tg].reshape(t, -1, 3)
         jaw, eye = d[:, s + tg:s + tg + j], d[:, s + tg + j:]
         if not delta:
