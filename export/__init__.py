@@ -7,4 +7,5 @@
   with carried GRU latents).
 - `onnx_utils`: jax2onnx export with contract names, opset-14 legalisation, ORT-vs-JAX comparison.
 - `onnx_regression`, `onnx_diffusion`: the two network graphs.
+- `run_bundle.animate`: audio -> geometry from a bundle, SDK style (ORT feeding + runtime post-processing).
 """

@@ -149,3 +149,30 @@ def test_deploy_run_resolves_training_and_preproc_dirs(tmp_path):
     assert check.errors(check.check_bundle(out)) == []
     with pytest.raises(ConfigError, match="diffusion"):
         bundle.deploy_run(types.SimpleNamespace(**{**vars(configs), "network_type": "diffusion"}), run, out_root=tmp_path / "x")
+
+
+@pytest.mark.parametrize("kind,ids", [("regression", ("claire",)), ("diffusion", ("claire", "mark"))])
+def test_animate_a_bundle_end_to_end(tmp_path, kind, ids):
+    from a2f_jax.infer import postprocess as pp
+    from export import run_bundle
+    from export import runtime_feed as rf
+
+    out = bundle.write_bundle(tmp_path / "b", **F.bundle_kwargs(tmp_path, kind, ids), run_onnx=False)
+    audio = np.random.default_rng(0).standard_normal(12000).astype(np.float32) * 0.1  # 0.75 s
+    geo = run_bundle.animate(out, audio, actor=ids[-1], fps=30.0)
+    frames = 23 if kind == "regression" else 45  # ceil(0.75 s · 30) / 0.75 s · 60
+    assert geo["skin"].shape == (frames, F.VS, 3) and geo["tongue"].shape == (frames, F.VT, 3)
+    assert geo["jaw"].shape == (frames, 16) and geo["eyes"].shape == (frames, 6)
+    # the same pipeline by hand for the regression case: input_strength applied, source_shot row used
+    if kind == "regression":
+        cfg = json.loads((out / "model_config.json").read_text())["config"]
+        run = rf.ort_runner(rf.load_session(out / "network.onnx"))
+        with np.load(out / "implicit_emo_db.npz") as z:
+            implicit = z["emo_db"][0]  # source_shot shot_a (start 0), frame 0
+        rows = rf.run_regression(run, audio, np.concatenate([implicit, np.zeros(3, np.float32)]), fps=30.0,
+                                 input_strength=cfg["input_strength"])
+        data = pp.ModelData.load(out / "model_data.npz", "regression")
+        want = pp.PostProcessor(data, cfg, 30.0).process(pp.deltas_from_regression(rows, data))
+        np.testing.assert_allclose(geo["skin"], want["skin"], atol=1e-6)
+    with pytest.raises(DataError, match="identities"):
+        run_bundle.animate(out, audio, actor="nobody")
