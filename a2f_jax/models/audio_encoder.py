@@ -174,11 +174,16 @@ def _gelu(x: jax.Array) -> jax.Array:
     return jax.nn.gelu(x, approximate=False)  # erf form, as torch's default GELU
 
 
-def _normalize(x: jax.Array, axis: int | tuple[int, ...], eps: float) -> jax.Array:
+def _mean(x: jax.Array, axis: int) -> jax.Array:
+    # sum * (1/n), not jnp.mean: jax2onnx lowers mean to ReduceMean with axes as an input, valid only from
+    # ONNX opset 18; ReduceSum takes axes as an input from opset 13, so the graph also exports at opset 14.
+    return jnp.sum(x, axis=axis, keepdims=True) * (1.0 / x.shape[axis])
+
+
+def _normalize(x: jax.Array, axis: int, eps: float) -> jax.Array:
     """Zero mean, unit (biased) variance along `axis`, two-pass variance for fp32 accuracy."""
-    mean = jnp.mean(x, axis=axis, keepdims=True)
-    centred = x - mean
-    var = jnp.mean(jnp.square(centred), axis=axis, keepdims=True)
+    centred = x - _mean(x, axis)
+    var = _mean(centred * centred, axis)
     return centred * jax.lax.rsqrt(var + eps)
 
 
@@ -245,7 +250,7 @@ class _ConvLayer(nn.Module):
         per-example weights: (w_c * gamma_c / std_c) . (p[t] - mean(p)) + beta_c. Exact, about 2x faster.
         """
         t = patches.shape[1]
-        centred = patches - jnp.mean(patches, axis=1, keepdims=True)  # [B, T, K]
+        centred = patches - _mean(patches, 1)  # [B, T, K]
         cov = jnp.einsum("btk,btl->bkl", centred, centred) / t  # [B, K, K]
         var = jnp.einsum("kc,bkl,lc->bc", w, cov, w)  # [B, C]
         scale = self.param("norm_scale", nn.initializers.ones, (self.features,))

@@ -74,7 +74,7 @@ def autocorrelation(
         x = jnp.concatenate([x[..., :1], x[..., 1:] - preemph * x[..., :-1]], axis=-1)
     s = _windows(x, num_windows, win_len, win_stride)  # [..., W, L]
     if remove_dc:
-        s = s - jnp.mean(s, axis=-1, keepdims=True)
+        s = s - jnp.sum(s, axis=-1, keepdims=True) * (1.0 / win_len)  # not jnp.mean: ONNX opset < 18 export
     w = window_function(win_func, win_len)
     if w is not None:
         s = s * w
