@@ -179,3 +179,25 @@ def test_stop_gradient_frozen_gives_zero_grads_for_frozen_leaves() -> None:
     frozen_g = [np.abs(np.asarray(g)).max() for g, lab in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(labels)) if lab == FROZEN]
     q = grads["hubert"]["encoder"]["layers_2"]["attention"]["q_proj"]["kernel"]
     assert max(frozen_g) == 0 and np.abs(np.asarray(q)).max() > 0
+
+
+def test_base_sizes_shapes_and_frozen_counts_match_spec() -> None:
+    # spec §2.2: HuBERT base has about 94.4 M params, of which about 75.6 M are fine-tuned (front end,
+    # feature projection and blocks 0-1 frozen); 16000 samples give 49 frames, 8320 give 25 (§1.2).
+    from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, param_shapes
+    from a2f_jax.models.encoder_weights import HUBERT_BASE
+
+    shapes = param_shapes(HUBERT_BASE)
+    labels = param_labels(shapes, encoder_frozen("front_and_first_two", ()))
+    sizes = [(int(np.prod(s.shape)), lab) for s, lab in zip(jax.tree_util.tree_leaves(shapes), jax.tree_util.tree_leaves(labels))]
+    assert round(sum(n for n, _ in sizes) / 1e6, 1) == 94.4
+    assert round(sum(n for n, lab in sizes if lab == TRAINABLE) / 1e6, 1) == 75.6
+    for cfg, n_samples, layers, frames in ((HUBERT_BASE, 16000, None, 49), (TORCHAUDIO_WAV2VEC2_BASE, 8320, 1, 25)):
+        model = AudioEncoder(cfg, layers)
+        out = jax.eval_shape(
+            lambda p, a: model.apply({"params": p}, a, train=False), param_shapes(cfg, layers),
+            jax.ShapeDtypeStruct((2, n_samples), jnp.float32),
+        )
+        assert out.last_hidden_state.shape == (2, frames, 768)
+        assert len(out.hidden_states) == (12 if layers is None else layers) + 1
+        assert out.conv_features.shape == (2, frames, 512)
