@@ -102,11 +102,23 @@ def export_diffusion(net: Any, params: Any, diffusion: Any, network_info: Mappin
 
 
 def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[str, Any]) -> Any:
-    """Export a diffusion training run; needs the diffusion trainer's saved model definition."""
-    try:
-        from a2f_jax.train import diffusion_model  # written by the diffusion trainer
-    except ImportError as exc:
-        raise DataError(describe(run_dir, "network.onnx", "an ONNX file in the run (or --onnx), since no diffusion model "
-                                 "loader (a2f_jax.train.diffusion_model) is available", "none")) from exc
-    net, params, diffusion = diffusion_model.load_for_export(configs, run_dir)
-    return export_diffusion(net, params, diffusion, network_info, int(configs.inference.get("SKIP_STEPS", 0) or 0))
+    """Export a finished diffusion training run (`model_def.json` + final params) with the inference config's
+    TIMESTEP_RESPACING (must be set, e.g. "2": the base default None would mean all 1000 steps, spec §6.2)."""
+    from a2f_jax.models import gaussian_diffusion as gd
+    from a2f_jax.train.trainer_diffusion import load_run
+
+    icfg, tcfg = configs.inference, configs.train
+    respacing = icfg.get("TIMESTEP_RESPACING", None)
+    if respacing in (None, ""):
+        raise ConfigError(describe("config_inference", "TIMESTEP_RESPACING", 'a respacing such as "2" (NUM_DIFFUSION_STEPS)',
+                                   repr(respacing)))
+    if icfg.get("USE_DDIM", False):
+        raise ConfigError(describe("config_inference", "USE_DDIM", "False (the deployed graph bakes the DDPM sampler)", "True"))
+    for key in ("USE_PER_FRAME_EMO_LABEL", "USE_EXTERNAL_NOISE_INPUT", "USE_DELTA_OUTPUT"):
+        if not icfg.get(key, True):
+            raise ConfigError(describe("config_inference", key, "True (the SDK contract needs it)", "False"))
+    net, params, _ = load_run(run_dir)
+    if isinstance(params, Mapping) and "net" in params:
+        params = params["net"]
+    diffusion = gd.create_diffusion(net.cfg.diffusion_steps, tcfg.get("DIFFUSION_NOISE_SCHEDULE", "cosine"), str(respacing))
+    return export_diffusion(net, params, diffusion, network_info, int(icfg.get("SKIP_STEPS", 0) or 0))

@@ -107,3 +107,46 @@ def test_diffusion_bundle_with_the_real_network_passes_the_checker(tiny, tmp_pat
     kw.update(network_info=info, onnx_model=model)
     out = bundle.write_bundle(tmp_path / "b", **kw)  # includes the SDK-style streaming run with carried latents
     assert check.check_bundle(out) == []
+
+
+def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
+    """A run dir as the diffusion trainer leaves it (model_def.json + params, no network.onnx)."""
+    import dataclasses
+    import types
+
+    import ml_collections
+
+    from a2f_jax.train.regression_model import encoder_to_dict
+    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+
+    net, params, diffusion, info, _ = tiny
+    c = net.constants
+    run = tmp_path / "train" / "250101_000000_diff"
+    (run / "deploy").mkdir(parents=True)
+    (run / "configs").mkdir()
+    model_def = {"network": "diffusion_rnn", "net_cfg": {k: v for k, v in dataclasses.asdict(net.cfg).items() if k != "encoder"},
+                 "encoder": encoder_to_dict(net.cfg.encoder), "actors": ["claire", "mark"], "explicit_emotions": F.EMOTIONS,
+                 "mean_geometry": c.mean_geometry.tolist(),
+                 "scales": {k: getattr(c, f"scale_{k}").tolist() for k in ("skin", "tongue", "jaw", "eye")}}
+    (run / "model_def.json").write_text(json.dumps(model_def))
+    save_params(run / PARAMS_FILE, params)
+    (run / "deploy" / "network_info.json").write_text(json.dumps(info))
+    runs = {}
+    for i, actor in enumerate(("claire", "mark")):
+        pre = tmp_path / "preproc" / f"250101_00000{i}_pre" / "deploy"
+        pre.mkdir(parents=True)
+        np.savez(pre / "network_data.npz", **F.model_data(i))
+        runs[actor] = pre.parent.name
+    (run / "configs" / "preproc_info.json").write_text(json.dumps({"preproc_run_name_full": runs}))
+    train = ml_collections.ConfigDict({"TRAIN_OUTPUT_ROOT": str(tmp_path / "train"), "PREPROC_ROOT": str(tmp_path / "preproc"),
+                                       "FINAL_DEPLOY_ROOT": str(tmp_path / "deploy"), "DIFFUSION_NOISE_SCHEDULE": "cosine"})
+    inference = ml_collections.ConfigDict({"CONFIG": {}, "TIMESTEP_RESPACING": "2", "SKIP_STEPS": 0})
+    configs = types.SimpleNamespace(network_type="diffusion", train=train, inference=inference)
+    out = bundle.deploy_run(configs, run)
+    assert check.check_bundle(out) == []
+    feeds = _feeds(net.cfg, 1, seed=9)
+    diffs = onnx_utils.compare_with_jax(out / "network.onnx", jax.jit(onnx_diffusion.diffusion_fn(net, params, diffusion)), feeds)
+    assert max(diffs.values()) <= 1e-4
+    inference.TIMESTEP_RESPACING = None
+    with pytest.raises(ConfigError, match="TIMESTEP_RESPACING"):
+        bundle.deploy_run(configs, run, out_root=tmp_path / "other")
