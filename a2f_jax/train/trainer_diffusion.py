@@ -115,9 +115,11 @@ def net_from_model_def(model_def: dict) -> Any:
 
 def init_params(setup: DiffusionSetup, key: jax.Array) -> Any:
     c = setup.net_cfg
-    params = setup.net.init(
-        {"params": key}, jnp.zeros((1, 30, c.output_dim)), jnp.zeros((1,), jnp.int32), jnp.zeros((1, 8000)),
-        jnp.zeros((1, c.num_actors)), jnp.zeros((1, c.num_emotions)))["params"]
+    # Jitted: eager init runs every encoder/GRU op one by one (about 20 s of CPU for the tiny demo net).
+    init = jax.jit(lambda k: setup.net.init(
+        {"params": k}, jnp.zeros((1, 30, c.output_dim)), jnp.zeros((1,), jnp.int32), jnp.zeros((1, 8000)),
+        jnp.zeros((1, c.num_actors)), jnp.zeros((1, c.num_emotions)))["params"])
+    params = init(key)
     if setup.encoder_params is not None:
         params = replace_encoder_params(params, dnet.ENCODER_SCOPE, setup.encoder_params)
     return params

@@ -56,8 +56,22 @@ def get_config() -> dict:
             "intermediate_size": 128,
             "conv_dim": (32, 32, 32, 32, 32, 32, 32),
         },
+        # A small network for a CPU demo; hubert_feature_dim must equal the encoder's hidden size at 60 fps.
+        "NETWORK_HYPER_PARAMS": {
+            "feature_dim": 64,
+            "gru_feature_dim": 64,
+            "hubert_feature_dim": 64,
+        },
+        # Padded batches of 4 short subsegments (two compiled bucket programs) and one update per batch.
+        "BATCH_SIZE": 4,
+        "SUBSEGMENT_MIN_FRAME": 30,
+        "SUBSEGMENT_MAX_FRAME": 120,
+        "LENGTH_BUCKETS": [60, 120],
+        "GRADIENT_ACCUMULATION_STEPS": 1,
+        "LEARNING_RATE": 1e-3,
         "NUM_EPOCHS": 200,
-        "VALIDATION_PERIOD": 200,
+        "MAX_TRAIN_STEPS": 1000,
+        "VALIDATION_PERIOD": 250,
         "CHECKPOINT_PERIOD": 500,
         "LOSS_LIP_DIST_ALPHA": 1e-5,
     }

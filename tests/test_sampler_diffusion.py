@@ -1,0 +1,142 @@
+"""Diffusion sampling: 30 -> 60 fps resampling, inclusive audio range, subsegments, buckets, determinism."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from ml_collections import ConfigDict
+
+from a2f_jax.train.dataset import Clip, Shot, TrainingData
+from a2f_jax.train.sampler_diffusion import DiffusionSampler, bucket_for, resample_target
+
+SR = 16000
+FPS = 30.0
+D = 5
+
+
+def torch_linear_upsample(y: np.ndarray, out_len: int) -> np.ndarray:
+    """NumPy transcription of torch's F.interpolate(mode="linear", align_corners=False) on [T, D]."""
+    n = len(y)
+    scale = n / out_len
+    out = np.empty((out_len, y.shape[1]), np.float64)
+    for j in range(out_len):
+        src = max(scale * (j + 0.5) - 0.5, 0.0)  # torch clamps negative source coordinates to 0
+        i0 = min(int(np.floor(src)), n - 1)
+        i1 = i0 + 1 if i0 < n - 1 else i0
+        lam = src - i0
+        out[j] = (1 - lam) * y[i0] + lam * y[i1]
+    return out
+
+
+def test_resample_matches_torch_linear():
+    y = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    for factor in (2, 3):
+        np.testing.assert_allclose(resample_target(y, factor), torch_linear_upsample(y, factor * 7), atol=1e-6)
+    assert resample_target(y, 1) is y
+
+
+def test_bucket_for():
+    assert bucket_for(1, [240, 120]) == 120
+    assert bucket_for(120, [120, 240]) == 120
+    assert bucket_for(121, [120, 240]) == 240
+    assert bucket_for(300, [120, 240]) == 300  # longer than every bucket: its own length
+
+
+def _data(tmp_path, lengths=(40, 25)):
+    """Two 30 fps shots whose targets encode (shot, frame) and whose audio is a ramp of the sample index."""
+    shots, clips, targets = [], [], []
+    start = 0
+    for si, n in enumerate(lengths):
+        name = f"s{si}"
+        samples = int(round(n / FPS * SR)) + 400
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, (np.arange(samples) / 2**20 + si).astype(np.float32), SR, subtype="FLOAT")
+        shots.append(Shot("a", name, n, FPS, "joy" if si else "neutral", start))
+        start += n
+        clips.append(Clip("a", name, 2, n - 3, "a", "en", path, 0.0, si))
+        frames = np.arange(n, dtype=np.float32)
+        targets.append(np.stack([frames + 1000 * si + k for k in range(D)], axis=1))
+    return TrainingData(actors=["a"], artifacts={}, shots=shots, clips=clips, channels=["skin_pose"],
+                        channel_sizes={"skin_pose": D}, explicit_emotions=["joy"], targets=targets, shot_fps=FPS)
+
+
+def _cfg(**kw):
+    base = {"TARGET_FPS": 60.0, "TRAIN_ON_RANDOM_SUBSEGMENT": True, "SUBSEGMENT_MIN_FRAME": 10,
+            "SUBSEGMENT_MAX_FRAME": 30, "LENGTH_BUCKETS": [16, 32], "AUGMENT": {"pitch_shift": {"p": 0.0}},
+            "AUDIO_PREPROC_METHOD": "w2v"}
+    base.update(kw)
+    return ConfigDict(base)
+
+
+@pytest.fixture()
+def data(tmp_path):
+    return _data(tmp_path)
+
+
+def test_clip_item_range_and_target(data):
+    s = DiffusionSampler(data, _cfg(), None, 1, 0, augment=False)
+    clip = data.clips[1]
+    audio, y = s.clip_item(clip, None)
+    # Frames 2..22 of the shot at 60 fps: 42 frames, linear (align_corners=False).
+    assert (clip.first, clip.last) == (2, 22)
+    src = data.targets[1][2:23]
+    np.testing.assert_allclose(y, torch_linear_upsample(src, 42), atol=1e-4)
+    # Samples round(2/30 s) .. round(23/30 s) inclusive: one more than the span.
+    s0, s1 = round(2 / FPS * SR), round(23 / FPS * SR)
+    assert len(audio) == s1 - s0 + 1
+    np.testing.assert_allclose(audio, np.arange(s0, s1 + 1) / 2**20 + 1, atol=1e-6)
+
+
+def test_subsegment_alignment(data):
+    s = DiffusionSampler(data, _cfg(), None, 1, 0, augment=False)
+    audio, y = s.clip_item(data.clips[0], None)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        state = rng.bit_generator.state
+        seg_a, seg_y = s.subsegment(audio, y, rng)
+        ref = np.random.default_rng()
+        ref.bit_generator.state = state
+        n = min(int(ref.integers(10, 31)), len(y))
+        start = int(ref.integers(0, len(y) - n + 1))
+        assert 10 <= len(seg_y) <= 30
+        np.testing.assert_array_equal(seg_y, y[start:start + n])
+        # Audio from sample int(start·16000/60), length int(n/60·16000): the same time span as the frames.
+        a0 = int(start * SR / 60.0)
+        assert len(seg_a) == int(n / 60.0 * SR)
+        np.testing.assert_array_equal(seg_a, audio[a0:a0 + len(seg_a)])
+
+
+def test_buckets_padding_and_masks(data):
+    s = DiffusionSampler(data, _cfg(), None, 2, 7)
+    for step in range(6):
+        b = s.batch(step)
+        T = b["y"].shape[1]
+        lengths = b["mask"].sum(1).astype(int)
+        assert T == bucket_for(int(lengths.max()), [16, 32]) and T in (16, 32)
+        assert b["audio"].shape == (2, int(round(T / 60 * SR)))
+        for i, n in enumerate(lengths):
+            assert np.all(b["mask"][i, :n] == 1) and np.all(b["mask"][i, n:] == 0)
+            assert np.all(b["y"][i, n:] == 0) and np.all(b["audio"][i, b["audio_len"][i]:] == 0)
+            assert b["audio_len"][i] == int(n / 60.0 * SR)
+            # The real frames are consecutive 60 fps frames of the item's shot (its value encodes the shot).
+            shot = int(b["shot_index"][i])
+            assert np.all((b["y"][i, :n, 0] >= 1000 * shot) & (b["y"][i, :n, 0] < 1000 * shot + 1000))
+            np.testing.assert_allclose(np.diff(b["y"][i, :n, 0]), 0.5, atol=1e-4)
+        np.testing.assert_array_equal(b["emotion"][:, 0], (b["shot_index"] == 1).astype(np.float32))
+    # Batch 1 keeps the original's behaviour: the item's own length, no padding.
+    one = DiffusionSampler(data, _cfg(), None, 1, 7).batch(0)
+    assert one["mask"].all() and one["y"].shape[1] == int(one["mask"].sum())
+
+
+def test_determinism_by_seed_and_step(data):
+    cfg = _cfg(AUGMENT={"pitch_shift": {"p": 0.5}})
+    a = DiffusionSampler(data, cfg, None, 2, 3)
+    b = DiffusionSampler(data, cfg, None, 2, 3)
+    for step in (4, 0, 4):  # order of calls does not matter: a pure function of (seed, step)
+        x, y = a.batch(step), b.batch(step)
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    other = DiffusionSampler(data, cfg, None, 2, 4).batch(4)
+    assert not np.array_equal(other["y"], a.batch(4)["y"]) or not np.array_equal(other["audio"], a.batch(4)["audio"])
+    # An epoch visits every clip once.
+    ids = np.concatenate([a.clip_ids(k) for k in range(a.batches_per_epoch)])
+    assert sorted(ids.tolist()) == [0, 1]
