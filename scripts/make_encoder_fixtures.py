@@ -12,7 +12,7 @@ masked_spec_embed are randomised so that a wrong mapping cannot hide behind ones
 
 Cases:
 - wav2vec2_group: Wav2Vec2Model, group-norm feature encoder, even positional kernel, saved as transformers saves it.
-- hubert_group: HubertModel, odd positional kernel, weight norm renamed to the legacy weight_g/weight_v keys,
+- hubert_group: HubertModel, odd positional kernel, layer_norm_eps 1e-3, weight norm renamed to the legacy weight_g/weight_v keys,
   keys prefixed with "hubert." (as in a HubertForCTC checkpoint).
 - wav2vec2_layer: Wav2Vec2Model, layer-norm feature encoder with conv bias.
 - torchaudio_wav2vec2: the wav2vec2_group weights renamed to torchaudio's Wav2Vec2Model state-dict names
@@ -133,7 +133,9 @@ def main(out: pathlib.Path) -> None:
     ta_cfg = dict(w2v_cfg.to_dict(), mask_time_prob=0.0, apply_spec_augment=False)
     _write_case(out, "torchaudio_wav2vec2", ta_cfg, _torchaudio_names(w2v_state), ta_io)
 
-    hub_cfg = transformers.HubertConfig(**dict(TINY, num_conv_pos_embeddings=15), mask_time_prob=0.05, mask_time_length=2)
+    # layer_norm_eps != 1e-5: transformers uses it for the projection/encoder LayerNorms, not the conv GroupNorm.
+    hub_cfg = transformers.HubertConfig(**dict(TINY, num_conv_pos_embeddings=15), mask_time_prob=0.05, mask_time_length=2,
+                                        layer_norm_eps=1e-3)
     hub = transformers.HubertModel(hub_cfg)
     _randomise(hub, gen)
     hub_io = run(hub)

@@ -273,7 +273,8 @@ class FeatureEncoder(nn.Module):
                 norm = "group" if i == 0 else None
             else:
                 norm = "layer"
-            x = _ConvLayer(dim, k, s, cfg.conv_bias, norm, cfg.layer_norm_eps, name=f"conv_layers_{i}")(x)
+            # torch's GroupNorm/LayerNorm default eps: transformers does not pass layer_norm_eps to these norms.
+            x = _ConvLayer(dim, k, s, cfg.conv_bias, norm, 1e-5, name=f"conv_layers_{i}")(x)
         return x
 
 
