@@ -63,3 +63,9 @@ def test_upper_face_selection_by_height():
     neutral[:, 1] = [0, 1, 2, 3, 4]
     assert list(M.upper_face_vertices(neutral, fraction=0.5)) == [2, 3, 4]
     assert list(M.upper_face_vertices(neutral, lip_vertices=[3], fraction=0.5)) == [2, 4]
+
+
+def test_correlation_of_a_constant_curve_is_zero_not_nan():
+    gt = np.random.default_rng(3).normal(size=(10, 4, 3))
+    const = np.repeat(gt.mean(0, keepdims=True), 10, 0) * (1 + 1e-9)
+    assert M.lip_distance_correlation(const, gt, {"upper": [0, 1], "lower": [2, 3]}) == 0.0
