@@ -191,3 +191,19 @@ def test_bad_sources(tmp_path, setup):
         D.from_bundle(tmp_path)
     with pytest.raises(ConfigError, match="CONDITION"):
         D.from_run(setup[2], {**CFG, "CONDITION": "nobody"}).predict(setup[4])
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_centre_window_equals_the_network_streaming_sampler(setup, skip):
+    """The engine's window skips the embedding of the left/right frames; the centre block and latents must not move."""
+    net, params, *_ = setup
+    diff = gd.create_diffusion(20, "cosine", "2")
+    rng = np.random.default_rng(skip)
+    args = (0.2 * rng.standard_normal((1, 16000)), np.eye(2)[1:2], rng.standard_normal((1, 30, 3)),
+            rng.standard_normal((2, 2, 1, F.HID)), rng.standard_normal((1, 3, 60, net.cfg.output_dim)))
+    args = [np.asarray(a, np.float32) for a in args]
+    ref, ref_lat = jax.jit(lambda *a: dr.sample_streaming_window(net, params, diff, *a, skip_steps=skip, delta_output=False))(*args)
+    got, lat = jax.jit(lambda *a: D.centre_window(net, params, diff, *a, skip_steps=skip))(*args)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref)[:, 15:45], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(lat), np.asarray(ref_lat), atol=1e-5)
+    assert float(np.abs(np.asarray(lat) - args[3]).max()) > 1e-3

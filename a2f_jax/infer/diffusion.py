@@ -379,6 +379,38 @@ def respacing(inference_cfg: Any) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def centre_window(net: Any, params: Any, diff: Any, window: Any, identity: Any, emotion: Any, latents: Any, noise: Any,
+                  skip_steps: int = 0) -> tuple[Any, Any]:
+    """`diffusion_rnn.sample_streaming_window` (x̂0 output) restricted to the centre block: x̂0 [B, C, D], latents.
+
+    The geometry embedding and the heads are per frame and the GRU reads only the centre block, so the
+    left/right frames of x_t never reach the centre output; skipping them saves the skin embedding (the
+    largest matmul of a step) on half the frames. HuBERT still sees the whole window.
+    window [B, W], identity [B, A], emotion [B, C, E] or [B, E], latents [S, L, B, H], noise [B, S+1, F, D].
+    """
+    import jax.numpy as jnp
+
+    from a2f_jax.models import gaussian_diffusion as gd
+    from a2f_jax.models.diffusion_rnn import DiffusionRNN
+
+    left, block, right = net.cfg.streaming
+    variables = {"params": params}
+    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
+    tokens = net.apply(variables, hidden, left + block + right, method=DiffusionRNN.condition)[:, left:left + block]
+    noise = noise[:, :, left:left + block]
+    indices = list(range(diff.num_timesteps - skip_steps))[::-1]
+    x = noise[:, -1]
+    if skip_steps:
+        x = gd.q_sample(diff, jnp.zeros_like(x), indices[0], x)
+    for k in indices:  # a few respaced steps: unrolled
+        slot = diff.latent_slot(k)
+        x0, h = net.apply(variables, x, gd.original_timesteps(diff, k, x.shape[0]), tokens, identity, emotion, latents[slot],
+                          method=DiffusionRNN.denoise)
+        latents = latents.at[slot].set(h)
+        x = gd.p_sample_step(diff, x, k, x0, noise[:, k])
+    return x, latents
+
+
 def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inference_cfg: Any = None,
                         source: str = "network") -> DiffusionEngine:
     """JAX backend from a DiffusionRNN, its params and the run's model_def (actors, emotions, scales, translates)."""
@@ -400,12 +432,13 @@ def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inf
         raise ConfigError(describe("config_train", "STREAMING_CFG", f"{cfg.target_fps} frames per 16000-sample window "
                                    "(TARGET_FPS)", f"{geom.frames}"))
 
-    window_jit = jax.jit(lambda p, w, i, e, lat, nz: dr.sample_streaming_window(
-        net, p, diff, w, i, e, lat, nz, skip_steps=skip, delta_output=False))
+    window_jit = jax.jit(lambda p, w, i, e, lat, nz: centre_window(net, p, diff, w, i, e, lat, nz, skip))
 
     def window_fn(w, i, e, lat, nz):
-        pred, lat = window_jit(params, w, i, e, lat, nz)
-        return np.asarray(pred), np.asarray(lat)
+        centre, lat = window_jit(params, w, i, e, lat, nz)
+        pred = np.zeros((centre.shape[0], geom.frames, centre.shape[2]), np.float32)  # the graph's layout
+        pred[:, left:left + center] = np.asarray(centre)
+        return pred, np.asarray(lat)
 
     offline_cache: dict = {}
 
