@@ -236,3 +236,72 @@ def test_encoder_runs_in_extract_features_mode_without_layerdrop(net):
     cfg = model.cfg
     lossy = ConvW2VAutocorr(RegressionNetConfig(**{**cfg.__dict__, "encoder": cfg.encoder.replace(layerdrop=0.99)}))
     np.testing.assert_array_equal(_fns(lossy)["train"](params, *args, key)[0], _fns(model)["train"](params, *args, key)[0])
+
+
+def _conv2d_nchw(x, w, b, stride, pad):
+    """PyTorch Conv2d semantics in NumPy (cross-correlation), x [N, C, H, W], w [O, C, kH, kW]."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    kh, kw = w.shape[2:]
+    ho, wo = (x.shape[2] - kh) // stride[0] + 1, (x.shape[3] - kw) // stride[1] + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i : i + stride[0] * (ho - 1) + 1 : stride[0], j : j + stride[1] * (wo - 1) + 1 : stride[1]]
+            out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+    return out + b[None, :, None, None]
+
+
+def test_torch_state_dict_import_matches_numpy_original_forward():
+    """Full eval forward of the original (autocorr branch), re-stated in NumPy with torch layouts and weights."""
+    from a2f_jax.models.regression import params_from_torch_state_dict
+
+    cfg = _cfg(use_w2v_features=False)
+    rng = np.random.default_rng(5)
+    j, a = 24, KS + 19
+    shapes = {"freq1": (72, 1, 1, 3), "freq2": (108, 72, 1, 3), "freq3": (162, 108, 1, 3), "freq4": (243, 162, 1, 3),
+              "freq5": (256, 243, 1, 2), "time1": (256, 256, 3, 1), "time2": (256, 256 + j, 3, 1),
+              "time3": (256, 256 + j, 3, 1), "time4": (256, 256 + j, 3, 1), "time5": (256, 2 * (256 + j)),
+              "linear_skin_jaw_eyes1": (a, 256 + j), "linear_skin_jaw_eyes2": (a, a), "linear_tongue1": (KT, 256 + j),
+              "linear_tongue2": (KT, KT), "linear_explicit_emo": (8, 3)}
+    sd = {}
+    for name, shp in shapes.items():
+        sd[f"{name}.weight"] = rng.uniform(-1, 1, shp) / math.sqrt(np.prod(shp[1:]))
+        sd[f"{name}.bias"] = rng.uniform(-0.1, 0.1, shp[0])
+    sd["some.extra"] = np.zeros(2)
+    params, unused = params_from_torch_state_dict(cfg, sd)
+    assert unused == ["some.extra"]
+    model = ConvW2VAutocorr(cfg)
+    audio, emo, nf = _inputs(seed=3)
+    out = jax.jit(lambda p, a, e, n: model.apply({"params": p}, a, e, n, train=False)[0])(params, audio, emo, nf)
+
+    # --- the original's forward, [B, S, C, H, W] flattened to [N, C, H, W] ---
+    b, s = 2, 2
+    x = np.asarray(audio, np.float64) / np.asarray(nf, np.float64)[:, None, None] * 8.912028121636435
+    idx = np.arange(25)[:, None] * 320 + np.arange(640)[None, :]
+    win = x[..., idx]
+    win = (win - win.mean(-1, keepdims=True)) * np.hanning(640)
+    ac = np.stack([(win[..., : 640 - k] * win[..., k:]).sum(-1) for k in range(32)], -1) / 640
+    h = ac.reshape(b * s, 1, 25, 32)
+    nr = lambda v: np.sqrt(2) * np.maximum(v, 0)
+    for i in range(1, 5):
+        h = nr(_conv2d_nchw(h, sd[f"freq{i}.weight"], sd[f"freq{i}.bias"], (1, 2), (0, 1)))
+    h = nr(_conv2d_nchw(h, sd["freq5.weight"], sd["freq5.bias"], (1, 1), (0, 0)))  # [N, 256, 25, 1]
+    e = np.asarray(emo, np.float64).reshape(b * s, -1)
+    joint = np.concatenate([e[:, :16], e[:, 16:] @ sd["linear_explicit_emo.weight"].T + sd["linear_explicit_emo.bias"]], -1)
+    for i in range(1, 5):
+        h = nr(_conv2d_nchw(h, sd[f"time{i}.weight"], sd[f"time{i}.bias"], (2, 1), (1, 0)))
+        h = np.concatenate([h, np.broadcast_to(joint[:, :, None, None], (b * s, j) + h.shape[2:])], 1)
+    h = h.reshape(b * s, -1)  # torch .view: index c * 2 + h
+    h = nr(h @ sd["time5.weight"].T + sd["time5.bias"])
+    h = np.concatenate([h, joint], -1)
+    oa = (h @ sd["linear_skin_jaw_eyes1.weight"].T + sd["linear_skin_jaw_eyes1.bias"]) @ sd["linear_skin_jaw_eyes2.weight"].T + sd["linear_skin_jaw_eyes2.bias"]
+    ot = (h @ sd["linear_tongue1.weight"].T + sd["linear_tongue1.bias"]) @ sd["linear_tongue2.weight"].T + sd["linear_tongue2.bias"]
+    ref = np.concatenate([oa[:, :KS], ot, oa[:, KS:]], -1).reshape(b, s, -1)
+    np.testing.assert_allclose(out, ref, rtol=2e-3, atol=2e-4 * np.abs(ref).max())
+
+    del sd["time3.bias"]
+    with pytest.raises(ConfigError, match=r"time3\.bias"):
+        params_from_torch_state_dict(cfg, sd)
+    sd["time3.bias"] = np.zeros(7)
+    with pytest.raises(ConfigError, match="expected shape"):
+        params_from_torch_state_dict(cfg, sd)

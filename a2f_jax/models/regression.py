@@ -283,3 +283,71 @@ def count_params(tree: Any) -> int:
             n *= int(d)
         total += n
     return total
+
+
+def params_from_torch_state_dict(
+    cfg: RegressionNetConfig, state_dict: Mapping[str, Any], encoder_params: Any = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The original's `weights.pth` state dict (as NumPy arrays) -> this network's params.
+
+    Linear weights [out, in] become kernels [in, out]; Conv2d weights [Cout, Cin, kH, kW] with kH or kW = 1
+    become Conv1d kernels [k, Cin, Cout]. The frozen wav2vec (`w2v.*`, torchaudio names) is not converted here:
+    pass its Flax params as `encoder_params` (required when cfg.use_w2v_features). Returns (params, the
+    state-dict keys left unused); a missing or misshapen entry raises ConfigError naming the key.
+    """
+    import numpy as np
+
+    used: set[str] = set()
+
+    def get(key: str, shape: tuple[int, ...]) -> Any:
+        if key not in state_dict:
+            raise ConfigError(f"weights.pth [{key}]: expected an array of shape {shape}, found no such key")
+        arr = np.asarray(state_dict[key], np.float32)
+        if arr.shape != shape:
+            raise ConfigError(f"weights.pth [{key}]: expected shape {shape}, found {arr.shape}")
+        used.add(key)
+        return arr
+
+    def linear(name: str, fan_in: int, out: int, torch_name: str | None = None) -> dict[str, Any]:
+        t = torch_name or name
+        return {"kernel": jnp.asarray(get(f"{t}.weight", (out, fan_in)).T), "bias": jnp.asarray(get(f"{t}.bias", (out,)))}
+
+    def conv(name: str, cin: int, cout: int, kh: int, kw: int) -> dict[str, Any]:
+        w = get(f"{name}.weight", (cout, cin, kh, kw)).reshape(cout, cin, kh * kw)
+        return {"kernel": jnp.asarray(w.transpose(2, 1, 0)), "bias": jnp.asarray(get(f"{name}.bias", (cout,)))}
+
+    c = cfg
+    j = c.joint_emo_emb_len
+    params: dict[str, Any] = {}
+    audio_ch = 0
+    if c.use_w2v_features:
+        if encoder_params is None:
+            raise ConfigError("params_from_torch_state_dict [encoder_params]: expected the wav2vec params, found None")
+        params["w2v"] = encoder_params
+        params["w2v_feature_coeffs"] = jnp.asarray(get("w2v_feature_coeffs", (c.w2v_num_layers,)))
+        hidden = int(getattr(c.encoder, "hidden_size", W2V_FEATURE_DIM))
+        params["w2v_linear_mapping"] = linear("w2v_linear_mapping", hidden, BRANCH_CHANNELS)
+        audio_ch += BRANCH_CHANNELS
+    if c.use_autocorr_features:
+        chans = (1, 72, 108, 162, 243)
+        for i in range(4):
+            params[f"freq{i + 1}"] = conv(f"freq{i + 1}", chans[i], chans[i + 1], 1, 3)
+        params["freq5"] = conv("freq5", 243, BRANCH_CHANNELS, 1, 2)
+        audio_ch += BRANCH_CHANNELS
+    if c.use_phoneme_forcing:
+        params["phoneme_conv1"] = conv("phoneme_conv1", BRANCH_CHANNELS, BRANCH_CHANNELS, 3, 1)
+        params["phoneme_conv2"] = conv("phoneme_conv2", BRANCH_CHANNELS, BRANCH_CHANNELS, 3, 1)
+        for i, (_, n) in enumerate(c.num_phonemes):
+            params[f"phoneme_regressors_{i}"] = linear("", BRANCH_CHANNELS, n, f"phoneme_regressors.{i}")
+    params["time1"] = conv("time1", audio_ch, BRANCH_CHANNELS, 3, 1)
+    for i in (2, 3, 4):
+        params[f"time{i}"] = conv(f"time{i}", BRANCH_CHANNELS + j, BRANCH_CHANNELS, 3, 1)
+    params["time5"] = linear("time5", 2 * (BRANCH_CHANNELS + j), BRANCH_CHANNELS)
+    a = c.num_shapes_skin + c.result_jaw_size + c.result_eyes_size
+    params["linear_skin_jaw_eyes1"] = linear("linear_skin_jaw_eyes1", BRANCH_CHANNELS + j, a)
+    params["linear_skin_jaw_eyes2"] = linear("linear_skin_jaw_eyes2", a, a)
+    params["linear_tongue1"] = linear("linear_tongue1", BRANCH_CHANNELS + j, c.num_shapes_tongue)
+    params["linear_tongue2"] = linear("linear_tongue2", c.num_shapes_tongue, c.num_shapes_tongue)
+    params["linear_explicit_emo"] = linear("linear_explicit_emo", c.num_explicit_emotions, c.explicit_emo_emb_len)
+    unused = sorted(k for k in state_dict if k not in used and not k.startswith("w2v."))
+    return params, unused
