@@ -401,7 +401,7 @@ def emo_db_specs(path: pathlib.Path) -> dict[str, tuple[int, int]]:
 def check_bs_files(root: pathlib.Path, npz_rel: str, config_rel: str) -> list[Violation]:
     """Blendshape npz + config (copied from the dataset; checked because the SDK solve reads them)."""
     out: list[Violation] = []
-    entries = _npz_encoding(root / npz_rel, out, int_keys=("frontalMask",), str_keys=("poseNames",))
+    entries = _npz_encoding(root / npz_rel, out, int_keys=("frontalMask",), str_keys=("poseNames", "rig_version"))
     cfg = read_json(root / config_rel, out)
     if entries is None or cfg is None:
         return out
@@ -409,7 +409,7 @@ def check_bs_files(root: pathlib.Path, npz_rel: str, config_rel: str) -> list[Vi
         if "poseNames" not in z.files:
             _v(out, "npz.missing_key", npz_rel, "array poseNames", "missing")
             return out
-        poses = [n.decode() for n in z["poseNames"]]
+        poses = [n.decode() if isinstance(n, bytes) else str(n) for n in z["poseNames"].tolist()]
         if not poses or poses[0] != "neutral":
             _v(out, "bs.pose_names", npz_rel, 'poseNames[0] == "neutral"', poses[:3])
         sizes = {p: z[p].size for p in poses if p in z.files}

@@ -77,7 +77,10 @@ def test_layout(dataset):
 def test_blendshape_files_sdk_format(dataset):
     bs = dataset / "data/synth/bs_data"
     with np.load(bs / "bs_skin.npz", allow_pickle=False) as skin:
-        names = [str(n) for n in skin["poseNames"]]
+        assert skin["poseNames"].dtype.kind == "S"  # the SDK reads byte strings, "neutral" first
+        names = [n.decode() for n in skin["poseNames"]]
+        assert names[0] == "neutral"
+        names = names[1:]
         assert names == list(face_mod.SKIN_POSES) and len(names) >= 10
         assert skin["frontalMask"].dtype == np.int32 and skin["neutral"].shape[1] == 3
         assert all(skin[n].shape == skin["neutral"].shape for n in names)
@@ -90,7 +93,7 @@ def test_blendshape_files_sdk_format(dataset):
     sym = dict(zip(names, cfg["bsSolveSymmetryPoses"]))
     assert sym["eyeBlinkLeft"] == sym["eyeBlinkRight"] != -1 and sym["jawOpen"] == -1
     with np.load(bs / "bs_tongue.npz", allow_pickle=False) as tongue:
-        assert len(tongue["poseNames"]) == 16 and "frontalMask" not in tongue.files
+        assert len(tongue["poseNames"]) == 17 and tongue["poseNames"][0] == b"neutral" and "frontalMask" not in tongue.files
 
 
 def test_same_seed_same_bytes_other_seed_differs(dataset, tmp_path):
@@ -159,7 +162,7 @@ def test_lips_close_on_bilabials_and_open_on_a(dataset):
 def test_skin_is_blendshape_combination_plus_small_noise(dataset):
     actor = dataset / "data/synth"
     with np.load(actor / "bs_data/bs_skin.npz", allow_pickle=False) as bs:
-        names = [str(n) for n in bs["poseNames"]]
+        names = [n.decode() for n in bs["poseNames"]][1:]  # skip "neutral" (absolute pose)
         neutral = bs["neutral"].astype(np.float64)
         basis = np.stack([bs[n] for n in names]).reshape(len(names), -1).astype(np.float64)
     with np.load(dataset / "ground_truth/synth/skin_weights.npz") as gt:

@@ -13,6 +13,7 @@ import dataclasses
 import pathlib
 from typing import Any, Iterable
 
+import numpy as np
 import soundfile
 
 from a2f_jax.data import caches
@@ -96,7 +97,7 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
     ):
         if shapes is None or count is None:
             continue
-        for name in [str(n) for n in shapes.get("poseNames", [])]:
+        for name in [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(shapes.get("poseNames", [])).tolist()]:
             if name not in shapes:
                 report.errors.append(describe(data.paths[label], name, "a delta array for every poseNames entry", "none"))
             elif shapes[name].shape != (count, 3):

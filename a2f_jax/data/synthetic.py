@@ -237,17 +237,17 @@ def _write_static(actor_dir: pathlib.Path, face: face_mod.Face, rng: np.random.G
     _write_npy(actor_dir / "xform" / "eye_saccade_rotations.npy", saccade_table(rng))
 
     bs = actor_dir / "bs_data"
-    skin_arrays: dict[str, np.ndarray] = {"poseNames": np.array(face_mod.SKIN_POSES), "neutral": face.neutral}
+    skin_arrays: dict[str, np.ndarray] = {"poseNames": _pose_names(face_mod.SKIN_POSES), "neutral": face.neutral}
     skin_arrays.update(shapes)
     skin_arrays["frontalMask"] = face.frontal_mask
-    skin_arrays["rig_version"] = np.array("a2f-jax-synthetic-1")
+    skin_arrays["rig_version"] = np.array(b"a2f-jax-synthetic-1")
     _write_npz(bs / "bs_skin.npz", skin_arrays)
     cancel = {"mouthSmileLeft": 0, "mouthFrownLeft": 0, "mouthSmileRight": 1, "mouthFrownRight": 1}
     height = float(np.ptp(face.neutral[:, 1]))
     _write_json(bs / "bs_skin_config.json", _blendshape_config(face_mod.SKIN_POSES, height, _pair_ids(face_mod.SKIN_POSES), cancel))
-    tongue_arrays: dict[str, np.ndarray] = {"poseNames": np.array(face_mod.TONGUE_POSES), "neutral": face.tongue_neutral}
+    tongue_arrays: dict[str, np.ndarray] = {"poseNames": _pose_names(face_mod.TONGUE_POSES), "neutral": face.tongue_neutral}
     tongue_arrays.update({name: face.tongue_shapes[i] for i, name in enumerate(face_mod.TONGUE_POSES)})
-    tongue_arrays["rig_version"] = np.array("a2f-jax-synthetic-1")
+    tongue_arrays["rig_version"] = np.array(b"a2f-jax-synthetic-1")
     _write_npz(bs / "bs_tongue.npz", tongue_arrays)
     tongue_size = float(np.ptp(face.tongue_neutral, axis=0).max())
     _write_json(
@@ -277,6 +277,11 @@ def _draw_num_frames(rng: np.random.Generator) -> int:
 def shot_frames(seed: int = 0) -> dict[str, int]:
     """Frame count of every shot for a seed, without generating anything (for CLIPS ranges)."""
     return {shot: _draw_num_frames(_shot_rng(seed, i)) for i, (shot, _) in enumerate(SHOTS)}
+
+
+def _pose_names(poses) -> np.ndarray:
+    """The SDK's layout: byte strings with "neutral" first (spec_deploy_inference §1.8)."""
+    return np.array([b"neutral"] + [p.encode() for p in poses])
 
 
 def generate(

@@ -157,6 +157,8 @@ def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> Reg
     data = np.load(data_path)
     sess = ort.InferenceSession(str(bundle_dir / "network.onnx"), providers=["CPUExecutionProvider"])
     cfg_path = bundle_dir / f"model_config_{actor}.json"
+    if not cfg_path.is_file():
+        cfg_path = bundle_dir / "model_config.json"  # regression bundles carry no actor tag (spec §1.2)
     source = None
     if cfg_path.is_file():
         c = json.loads(cfg_path.read_text()).get("config", {})
