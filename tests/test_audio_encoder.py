@@ -201,3 +201,35 @@ def test_base_sizes_shapes_and_frozen_counts_match_spec() -> None:
         assert out.last_hidden_state.shape == (2, frames, 768)
         assert len(out.hidden_states) == (12 if layers is None else layers) + 1
         assert out.conv_features.shape == (2, frames, 512)
+
+
+def test_padded_batch_with_lengths_equals_unpadded_clips() -> None:
+    cfg = EncoderConfig(**TINY)
+    params = random_init(cfg, jax.random.key(0))
+    model = AudioEncoder(cfg)
+    rng = np.random.default_rng(3)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (1200, 700, 333)]
+    padded = np.zeros((3, 1200), np.float32)
+    for i, c in enumerate(clips):
+        padded[i, : len(c)] = c + 0.0
+    padded[2, 333:] = 0.5  # padding content must not matter
+    out = model.apply({"params": params}, padded, train=False, lengths=np.array([len(c) for c in clips]))
+    for i, c in enumerate(clips):
+        ref = model.apply({"params": params}, c[None], train=False)
+        t = cfg.num_frames(len(c))
+        assert ref.last_hidden_state.shape[1] == t
+        for h_pad, h_ref in zip(out.hidden_states, ref.hidden_states):
+            np.testing.assert_allclose(np.asarray(h_pad[i, :t]), np.asarray(h_ref[0]), atol=2e-5, rtol=0)
+    # without lengths the padding changes the short clips (group norm, positional conv, attention)
+    plain = model.apply({"params": params}, padded, train=False)
+    assert np.abs(np.asarray(plain.last_hidden_state[1, :10]) - np.asarray(out.last_hidden_state[1, :10])).max() > 1e-3
+
+
+def test_time_mask_stays_inside_valid_frames() -> None:
+    valid = jnp.array([49, 20, 12])
+    masks = np.asarray(jax.vmap(lambda k: spec_augment_time_mask(k, 3, 49, 0.05, 10, 2, valid))(
+        jax.random.split(jax.random.key(1), 200)))  # [200, 3, 49]
+    assert not masks[:, 1, 20:].any() and not masks[:, 2, 12:].any()
+    assert masks[:, 1, :20].any(axis=-1).all()  # 2 spans of 10 fit into 20 frames: always masked
+    # a 12-frame row fits at most 3 starts for span 10: still masked every time, full row covered sometimes
+    assert masks[:, 2, :12].sum(-1).min() >= 10
