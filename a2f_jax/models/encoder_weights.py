@@ -116,32 +116,42 @@ def _conv(a: np.ndarray) -> np.ndarray:  # torch [Cout, Cin, K] -> ours [K, Cin,
     return np.ascontiguousarray(np.transpose(a, (2, 1, 0)))
 
 
-def _hf_rules(num_conv: int) -> list[tuple[re.Pattern, Callable[[re.Match], tuple[str, ...]], Callable]]:
-    """(HF key pattern, our param path, array transform)."""
-    ident = lambda a: a
-    rules = [
-        (r"feature_extractor\.conv_layers\.(\d+)\.conv\.weight", lambda m: ("feature_extractor", f"conv_layers_{m[1]}", "kernel"), _conv),
-        (r"feature_extractor\.conv_layers\.(\d+)\.conv\.bias", lambda m: ("feature_extractor", f"conv_layers_{m[1]}", "bias"), ident),
-        (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.weight", lambda m: ("feature_extractor", f"conv_layers_{m[1]}", "norm_scale"), ident),
-        (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.bias", lambda m: ("feature_extractor", f"conv_layers_{m[1]}", "norm_bias"), ident),
-        (r"feature_projection\.layer_norm\.weight", lambda m: ("feature_projection", "layer_norm", "scale"), ident),
-        (r"feature_projection\.layer_norm\.bias", lambda m: ("feature_projection", "layer_norm", "bias"), ident),
-        (r"feature_projection\.projection\.weight", lambda m: ("feature_projection", "projection", "kernel"), _t),
-        (r"feature_projection\.projection\.bias", lambda m: ("feature_projection", "projection", "bias"), ident),
-        (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)", lambda m: ("encoder", "pos_conv_embed", "weight_g"), lambda a: a.reshape(-1)),
-        (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)", lambda m: ("encoder", "pos_conv_embed", "weight_v"), _conv),
-        (r"encoder\.pos_conv_embed\.conv\.bias", lambda m: ("encoder", "pos_conv_embed", "bias"), ident),
-        (r"encoder\.layer_norm\.weight", lambda m: ("encoder", "layer_norm", "scale"), ident),
-        (r"encoder\.layer_norm\.bias", lambda m: ("encoder", "layer_norm", "bias"), ident),
-        (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.weight", lambda m: ("encoder", f"layers_{m[1]}", "attention", m[2], "kernel"), _t),
-        (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.bias", lambda m: ("encoder", f"layers_{m[1]}", "attention", m[2], "bias"), ident),
-        (r"encoder\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.weight", lambda m: ("encoder", f"layers_{m[1]}", m[2], "scale"), ident),
-        (r"encoder\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.bias", lambda m: ("encoder", f"layers_{m[1]}", m[2], "bias"), ident),
-        (r"encoder\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.weight", lambda m: ("encoder", f"layers_{m[1]}", "feed_forward", m[2], "kernel"), _t),
-        (r"encoder\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.bias", lambda m: ("encoder", f"layers_{m[1]}", "feed_forward", m[2], "bias"), ident),
-        (r"masked_spec_embed", lambda m: ("masked_spec_embed",), ident),
-    ]
-    return [(re.compile(p + r"$"), f, t) for p, f, t in rules]
+_FLAT = lambda a: a.reshape(-1)
+_IDENT = lambda a: a
+
+# (transformers key pattern, our param path with {1}, {2} for the pattern's groups, array transform)
+_RULES = [
+    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.weight", "feature_extractor/conv_layers_{1}/kernel", _conv),
+    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.bias", "feature_extractor/conv_layers_{1}/bias", _IDENT),
+    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.weight", "feature_extractor/conv_layers_{1}/norm_scale", _IDENT),
+    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.bias", "feature_extractor/conv_layers_{1}/norm_bias", _IDENT),
+    (r"feature_projection\.layer_norm\.weight", "feature_projection/layer_norm/scale", _IDENT),
+    (r"feature_projection\.layer_norm\.bias", "feature_projection/layer_norm/bias", _IDENT),
+    (r"feature_projection\.projection\.weight", "feature_projection/projection/kernel", _t),
+    (r"feature_projection\.projection\.bias", "feature_projection/projection/bias", _IDENT),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)", "encoder/pos_conv_embed/weight_g", _FLAT),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)", "encoder/pos_conv_embed/weight_v", _conv),
+    (r"encoder\.pos_conv_embed\.conv\.bias", "encoder/pos_conv_embed/bias", _IDENT),
+    (r"encoder\.layer_norm\.weight", "encoder/layer_norm/scale", _IDENT),
+    (r"encoder\.layer_norm\.bias", "encoder/layer_norm/bias", _IDENT),
+    (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.weight", "encoder/layers_{1}/attention/{2}/kernel", _t),
+    (r"encoder\.layers\.(\d+)\.attention\.(q_proj|k_proj|v_proj|out_proj)\.bias", "encoder/layers_{1}/attention/{2}/bias", _IDENT),
+    (r"encoder\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.weight", "encoder/layers_{1}/{2}/scale", _IDENT),
+    (r"encoder\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.bias", "encoder/layers_{1}/{2}/bias", _IDENT),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.weight", "encoder/layers_{1}/feed_forward/{2}/kernel", _t),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.bias", "encoder/layers_{1}/feed_forward/{2}/bias", _IDENT),
+    (r"masked_spec_embed", "masked_spec_embed", _IDENT),
+]
+_COMPILED_RULES = [(re.compile(p + "$"), path, fn) for p, path, fn in _RULES]
+
+
+def _param_path(key: str) -> tuple[tuple[str, ...], Callable] | None:
+    """Our param path and array transform for a transformers-named key, or None if unknown."""
+    for pattern, template, transform in _COMPILED_RULES:
+        m = pattern.match(key)
+        if m:
+            return tuple(template.format(*([m[0]] + list(m.groups()))).split("/")), transform
+    return None
 
 
 def _flatten(tree: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -172,7 +182,6 @@ def convert_state_dict(
     """
     state, _ = _to_hf_names(state)
     n_layers = cfg.num_hidden_layers if num_layers is None else num_layers
-    rules = _hf_rules(len(cfg.conv_dim))
     expected = {path: s for path, s in _flatten(param_shapes(cfg, num_layers)).items()}
     got: dict[tuple[str, ...], np.ndarray] = {}
     unexpected: list[str] = []
@@ -183,14 +192,11 @@ def convert_state_dict(
         if key == "encoder.pos_conv_embed.conv.weight":  # weight norm already folded in: g = |w| per tap, v = w
             plain_pos_weight = _conv(np.asarray(value, np.float32))
             continue
-        for pattern, path_fn, transform in rules:
-            m = pattern.match(key)
-            if m:
-                path = path_fn(m)
-                break
-        else:
+        found = _param_path(key)
+        if found is None:
             unexpected.append(key)
             continue
+        path, transform = found
         layer = re.match(r"layers_(\d+)$", path[1]) if len(path) > 1 else None
         if path[0] == "encoder" and layer and int(layer[1]) >= n_layers:
             if int(layer[1]) >= cfg.num_hidden_layers:
