@@ -56,9 +56,12 @@ def get_config() -> dict:
             "intermediate_size": 128,
             "conv_dim": (32, 32, 32, 32, 32, 32, 32),
         },
+        # A few CPU minutes: 600 steps of 16 samples (~3 epochs) beat the mean-pose baseline clearly.
+        "BATCH_SIZE": 16,
         "NUM_EPOCHS": 20,
+        "MAX_TRAIN_STEPS": 600,
         "VALIDATION_PERIOD": 200,
-        "CHECKPOINT_PERIOD": 500,
+        "CHECKPOINT_PERIOD": 200,
         "LOSS_LIP_DIST_ALPHA": 1e2,
         # No phoneme detector for the synthetic speech.
         "LOSS_PHONEME_ALPHA": None,
