@@ -8,8 +8,13 @@ Train mode reproduces the original's stochastic behaviour, driven by explicit RN
 - `"dropout"`: every dropout, and LayerDrop (one draw per block and forward, for the whole batch);
 - `"mask"`: SpecAugment time masking with the learned `masked_spec_embed` (HF semantics).
 
-The regression network uses torchaudio's `extract_features` path, which never applies LayerDrop
-and has no SpecAugment: build its config with `EncoderConfig.extract_features_mode()`.
+How the original uses it:
+- regression: torchaudio WAV2VEC2_BASE truncated to 1 block, `extract_features` -> the block's output, i.e.
+  `AudioEncoder(cfg.extract_features_mode(), num_layers=1)(x).last_hidden_state` ([B*S, 25, 768] for 8320
+  samples). That path never applies LayerDrop and has no SpecAugment (hence `extract_features_mode()`);
+  torchaudio applies the encoder LayerNorm before the blocks for base models, as transformers does.
+- diffusion: HF HubertModel in train mode, `last_hidden_state` [B, T50, 768] (dropouts, LayerDrop 0.1,
+  SpecAugment time masking all active in training).
 
 Weights are imported by `a2f_jax.models.encoder_weights`; `load_pretrained` and `random_init`
 are re-exported here.
