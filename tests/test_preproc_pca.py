@@ -88,3 +88,26 @@ def test_zero_variance_and_empty_input_raise():
         pca_truncated(_low_rank(), 1.5)
     with pytest.raises(DataError, match="mean with 40 values"):
         pca_truncated(_low_rank(), 0.9, custom_mean=np.zeros(3))
+
+
+@pytest.mark.parametrize("shape", [(30, 200), (200, 30)])
+def test_gram_route_matches_lapack_svd(shape):
+    rng = np.random.default_rng(11)
+    m, d = shape
+    x = (rng.standard_normal((m, 8)) * (3.0 ** -np.arange(8))) @ rng.standard_normal((8, d))
+    x = (x + 1e-4 * rng.standard_normal((m, d))).astype(np.float32)
+    evecs, evals, mean = pca_truncated(x, 0.99999)
+    _, s, vt = np.linalg.svd(x.astype(np.float64) - mean, full_matrices=False)
+    k = evecs.shape[1]
+    assert k == num_components(s**2, float((s**2).sum()), 0.99999)
+    np.testing.assert_allclose(evals, (s**2 / (m - 1))[:k], rtol=1e-8)
+    np.testing.assert_allclose(np.abs(np.sum(evecs * vt[:k].T, axis=0)), 1.0, atol=1e-7)
+
+
+def test_forced_components_beyond_rank_fall_back_to_orthonormal_vectors():
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((10, 2)) @ rng.standard_normal((2, 50))).astype(np.float32)  # rank 2 (+ mean)
+    evecs, evals, _ = pca_truncated(x, 0.9, force_components=6)
+    assert evecs.shape == (50, 6)
+    np.testing.assert_allclose(evecs.T @ evecs, np.eye(6), atol=1e-8)
+    assert evals[2:].max() < 1e-8 * evals[0]

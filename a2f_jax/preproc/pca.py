@@ -5,7 +5,8 @@ re-centring), eigenvalues are `S**2 / (m - 1)`, and the number of components is 
 index where the cumulative variance ratio is strictly greater than the threshold. A forced count
 overrides the threshold. No sign normalisation.
 
-Differences (deliberate): the SVD runs in float64 (the original used float32 LAPACK); large matrices
+Differences (deliberate): the decomposition runs in float64 (the original used float32 LAPACK) through
+the smaller Gram matrix (falling back to the SVD when that is not accurate enough); large matrices
 use a randomized truncated SVD (see `pca_truncated`); all-zero variance raises a clear error instead
 of crashing with an IndexError.
 """
@@ -51,6 +52,31 @@ def _check_args(data: np.ndarray, threshold: float, force_components: int | None
         raise ConfigError(f"{what}: expected a forced component count >= 1, found {force_components}")
 
 
+def _gram_eig(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Squared singular values (descending) of delta [m, d] and the eigenvectors of its smaller Gram
+    matrix: [m, r] left vectors when m <= d (wide), else [d, r] right vectors. Returns (lam, vecs, wide).
+
+    One BLAS-3 product + an [r, r] eigh: about 3x cheaper than LAPACK's gesdd on the wide
+    [791, 72006] skin matrix. Eigenvalues are accurate in absolute terms (the variance threshold only
+    needs those); see `_right_vectors` for the vectors.
+    """
+    m, d = delta.shape
+    wide = m <= d
+    lam, vecs = np.linalg.eigh(delta @ delta.T if wide else delta.T @ delta)
+    return np.clip(lam[::-1], 0.0, None), vecs[:, ::-1], wide
+
+
+def _right_vectors(delta: np.ndarray, lam: np.ndarray, vecs: np.ndarray, wide: bool, k: int) -> np.ndarray | None:
+    """The first k right singular vectors [d, k], or None when the Gram route is not accurate enough
+    (a needed singular value below 1e-6 of the largest: squaring the spectrum lost its direction)."""
+    if not wide:
+        return np.ascontiguousarray(vecs[:, :k])
+    s = np.sqrt(lam[:k])
+    if k == 0 or not s[-1] > s[0] * 1e-6:
+        return None
+    return delta.T @ (vecs[:, :k] / s)
+
+
 def pca_truncated(
     data: np.ndarray,
     variance_threshold: float,
@@ -79,15 +105,21 @@ def pca_truncated(
 
     if rank <= exact_max_rank:
         delta = data.astype(np.float64) - mean
-        _, s, vt = np.linalg.svd(delta, full_matrices=False)
-        del delta
-        evals = s * s / denom
+        lam, vecs, wide = _gram_eig(delta)
+        evals = lam / denom
         total = float(evals.sum())
         if not total > 0.0:
             raise DataError(f"{what}: expected data with non-zero variance around the mean, found all-zero variance ({m} rows)")
         k = int(force_components) if force_components is not None else num_components(evals, total, variance_threshold)
         k = min(k, rank)
-        return vt[:k].T.copy(), evals[:k].copy(), mean
+        evecs = _right_vectors(delta, lam, vecs, wide, k)
+        if evecs is None:
+            _, s, vt = np.linalg.svd(delta, full_matrices=False)
+            evals = s * s / denom
+            k = int(force_components) if force_components is not None else num_components(evals, float(evals.sum()), variance_threshold)
+            k = min(k, rank)
+            evecs = vt[:k].T.copy()
+        return evecs, evals[:k].copy(), mean
 
     # Large matrix: float32 working copy, exact total variance, growing randomized rank.
     delta = data.astype(np.float32, copy=True)
