@@ -123,10 +123,7 @@ def test_streaming_equals_offline_when_the_audio_tokens_agree(setup):
     net, params, run, _, audio = setup
     flat = jax.tree_util.tree_map(np.asarray, params)
     flat["proj_hubert"]["kernel"] = np.zeros_like(flat["proj_hubert"]["kernel"])
-    import diffusion_infer_fixtures as fx
-
-    md = fx.model_def(net)
-    eng = D.engine_from_network(net, flat, md, CFG)
+    eng = D.engine_from_network(net, flat, F.model_def(net), CFG)
     rows, off = _streaming_vs_padded_offline(eng, audio)
     assert rows.shape == off.shape == (75, net.cfg.output_dim)
     np.testing.assert_allclose(rows, off, atol=2e-5)
@@ -154,8 +151,7 @@ def test_chunked_push_equals_whole_clip(setup, engine):
     for n in sizes:
         for geom in stream.push(audio[pos:pos + n]):
             got.append(geom.raw)
-            sizes_seen = len(geom.raw)
-            assert sizes_seen > 0
+            assert len(geom.raw) > 0
         pos += n
     assert pos == len(audio)
     early = sum(len(r) for r in got)

@@ -15,8 +15,6 @@ import time
 
 import numpy as np
 
-from a2f_jax.benchmarks import timeit
-
 EMOTIONS = 10
 
 
