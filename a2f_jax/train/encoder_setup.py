@@ -7,7 +7,6 @@ gives random ones (tests, demo), optionally resized by AUDIO_ENCODER_CONFIG_OVER
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any, Mapping
 
 import jax
@@ -15,28 +14,21 @@ import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError, describe
 
-log = logging.getLogger(__name__)
-
 
 def _tuples(d: Mapping[str, Any]) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def encoder_config(tcfg: Any, kind: str, num_layers: int | None = None) -> tuple[Any, Any]:
-    """(EncoderConfig, pretrained params or None). kind: "wav2vec2" (regression) or "hubert" (diffusion)."""
-    from a2f_jax.models import audio_encoder, encoder_weights
+def encoder_config(tcfg: Any, network_type: str, num_layers: int | None = None) -> tuple[Any, Any]:
+    """(EncoderConfig, pretrained params or None) for "regression" (wav2vec2) or "diffusion" (HuBERT)."""
+    from a2f_jax.models.encoder_weights import encoder_from_settings
 
+    network_type = {"wav2vec2": "regression", "hubert": "diffusion"}.get(network_type, network_type)
+    random = bool(tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False))
     overrides = _tuples(dict(tcfg.get("AUDIO_ENCODER_CONFIG_OVERRIDES", None) or {}))
-    if tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False):
-        log.warning("AUDIO_ENCODER_RANDOM_INIT=True: the audio encoder has RANDOM weights (fine for tests and the "
-                    "demo, useless for a real model); set AUDIO_ENCODER_SNAPSHOT to a local snapshot instead")
-        if kind == "wav2vec2":
-            return audio_encoder.TORCHAUDIO_WAV2VEC2_BASE.replace(**overrides), None
-        return audio_encoder.EncoderConfig.from_hf({"model_type": "hubert", "feat_proj_dropout": 0.1}, overrides), None
-    if overrides:
-        raise ConfigError(describe("config_train", "AUDIO_ENCODER_CONFIG_OVERRIDES",
-                                   "{} with a pretrained snapshot (overrides only apply to random init)", repr(overrides)))
-    return encoder_weights.load_pretrained(str(tcfg.AUDIO_ENCODER_SNAPSHOT), num_layers)
+    cfg, params = encoder_from_settings(network_type, tcfg.get("AUDIO_ENCODER_SNAPSHOT", None), random, overrides,
+                                        jax.random.PRNGKey(0), num_layers)
+    return cfg, None if random else params  # random weights come from the network's own init
 
 
 def encoder_to_dict(cfg: Any) -> dict:

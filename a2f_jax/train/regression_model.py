@@ -65,8 +65,7 @@ def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320) -> Re
 
 def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> tuple[RegressionModel, dict, Any]:
     """(model, JSON model definition, pretrained encoder params or None)."""
-    enc_cfg, enc_params = encoder_config(tcfg, "wav2vec2", int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1)))
-    enc_cfg = enc_cfg.extract_features_mode()  # torchaudio's intermediate-output path: no LayerDrop
+    enc_cfg, enc_params = encoder_config(tcfg, "regression", int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1)))
     params = network_params(tcfg, channel_sizes, explicit_emotions)
     window = int(tcfg.AUDIO_PARAMS["buffer_len"])
     model = build(params, enc_cfg, window)
