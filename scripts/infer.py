@@ -38,6 +38,8 @@ def _extra(parser):
     parser.add_argument("--npy", action="store_true", help="also write npy files (OUTPUT_NPY_FILE)")
     parser.add_argument("--no-maya-cache", action="store_true", help="do not write Maya caches (OUTPUT_MAYA_CACHE)")
     parser.add_argument("--blendshapes", action="store_true", help="solve blendshape weights with the bundle's bs_* files")
+    parser.add_argument("--postprocess", action="store_true",
+                        help="apply the bundle's model_config post-processing (strengths, smoothing, offsets, saccades) as Maya-ACE does")
 
 
 def main(argv: list[str] | None = None) -> int:

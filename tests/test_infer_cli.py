@@ -111,3 +111,28 @@ def test_diffusion_run_and_bundle_in_process(diffusion_sources, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert script.main(common + ["--bundle", str(bundle), "--out", str(tmp_path / "c"), "--backend", "jax"]) == 2
     assert script.main(common[:6] + ["--emotion-weights", "happy", "--run", str(run), "--out", str(tmp_path / "d")]) == 2
+
+
+def test_regression_postprocess_matches_runtime_formulas(tmp_path):
+    """--postprocess applies model_config exactly as a2f_jax.infer.postprocess does on the bundle's rows."""
+    import argparse
+
+    from a2f_jax import config
+    from a2f_jax.data.audio import load_audio
+    from a2f_jax.infer import postprocess as pp
+    from a2f_jax.infer import regression as R
+    from a2f_jax.infer import run_cli
+
+    bundle = B.write_bundle(tmp_path / "bundle", **BF.bundle_kwargs(tmp_path, "regression"))
+    wav = _wav(tmp_path / "clip.wav", 0.5)
+    args = argparse.Namespace(bundle=str(bundle), run=None, audio=[str(wav)], out=str(tmp_path / "out"), emotion=None,
+                              emotion_weights=None, backend=None, mode=None, seed=None, fps=None, actor=None, delta=False,
+                              npy=True, no_maya_cache=True, blendshapes=False, postprocess=True)
+    run_cli.run(config.load(ROOT / "configs" / "synthetic-regression-min"), args)
+    got = np.load(tmp_path / "out" / "clip_skin.npy")
+    raw = R.from_bundle(bundle).predict(load_audio(wav), fps=30.0)
+    data = pp.ModelData.load(next(bundle.glob("model_data*.npz")), "regression")
+    cfg = json.loads(next(bundle.glob("model_config*.json")).read_text())
+    ref = pp.PostProcessor(data, cfg, 30.0).process(pp.deltas_from_regression(raw.raw, data))["skin"]
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert np.abs(got - raw.skin).max() > 1e-6  # smoothing and offsets changed something

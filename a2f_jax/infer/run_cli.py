@@ -72,6 +72,8 @@ def run(configs: Any, args: Any) -> list[pathlib.Path]:
             raise ConfigError(describe("--emotion", None, f"one of {predictor.explicit_emotions} or 'neutral'", repr(emotion)))
         for path in args.audio:
             geom = predictor.predict(load_audio(path), fps=args.fps or 30.0, emotion=emotion)
+            if getattr(args, "postprocess", False):
+                geom = postprocessed(source, kind, actor, geom, bundle)
             name = pathlib.Path(path).name.split(".")[0]
             written += write_outputs(geom, out_dir, name, npy=npy, maya_cache=maya)
             if args.blendshapes:
@@ -88,6 +90,10 @@ def run(configs: Any, args: Any) -> list[pathlib.Path]:
     for path in args.audio:
         audio = load_audio(path)
         geom = engine.predict(audio, emotion=emotion, seed=args.seed, delta=True if args.delta else None)
+        if getattr(args, "postprocess", False):
+            if args.delta or engine.delta:
+                raise ConfigError(describe("--postprocess", None, "absolute positions (no --delta, no *_output_delta mode)", "deltas"))
+            geom = postprocessed(source, kind, engine.actor_name or engine.condition or engine.actors[0], geom, bundle)
         name = engine.output_name(path, label)
         written += write_outputs(geom, out_dir, name, npy=npy, maya_cache=maya)
         if args.blendshapes:
@@ -118,3 +124,30 @@ def _blendshapes(bundle: pathlib.Path | None, actor: str | None, geom: Any, pref
         tongue = dict(tongue_geometry=geom.tongue, tongue_bs_npz=tongue_npz, tongue_bs_config=tongue_cfg)
     paths = solve_to_files(geom.skin, skin_npz, skin_cfg, prefix, fps=geom.fps, **tongue)
     return list(paths.values())
+
+
+def postprocessed(bundle_dir: pathlib.Path, kind: str, actor: str | None, geom: Any, is_bundle: bool) -> Any:
+    """Apply the runtime post-processing of the bundle's model_config (as Maya-ACE shows the animation):
+    strengths, two-stage smoothing, face mask, lip-open/eyelid offsets, tongue offsets and eye saccades."""
+    import dataclasses
+    import json
+
+    import numpy as np
+
+    from a2f_jax.infer import postprocess as pp
+
+    if not is_bundle:
+        raise ConfigError(describe("--postprocess", None, "a --bundle (its model_config and model_data)", "a --run"))
+    def pick(stem: str, ext: str) -> pathlib.Path:  # diffusion bundles tag files with the actor, regression not
+        tagged = bundle_dir / f"{stem}_{actor}.{ext}"
+        return tagged if tagged.is_file() else bundle_dir / f"{stem}.{ext}"
+
+    data = pp.ModelData.load(pick("model_data", "npz"), kind)
+    config = json.loads(pick("model_config", "json").read_text())
+    if kind == "regression":
+        deltas = pp.deltas_from_regression(geom.raw, data)
+    else:
+        deltas = pp.Deltas(geom.skin - data.neutral_skin, geom.tongue - data.neutral_tongue, geom.jaw, geom.eye)
+    out = pp.PostProcessor(data, config, geom.fps).process(deltas)
+    return dataclasses.replace(geom, skin=out["skin"].astype(np.float32), tongue=out["tongue"].astype(np.float32),
+                               eye=out["eyes"].astype(np.float32))
