@@ -83,3 +83,15 @@ def test_quick_benchmark_runs():
     json.dumps(result)
     assert result["frames"] == 360 and result["preproc_peak_rss_mb"] > 0
     assert 0 < result["pruned_skin_frames"] <= 360
+
+
+def test_npz_dict_accepts_any_shot_name(tmp_path):
+    from a2f_jax.preproc.sources import save_npz_dict
+
+    arrays = {"file": np.ones((2, 3), np.float32), "path": np.zeros((1, 3), np.float32), "cp1_neutral": np.arange(3.0)}
+    save_npz_dict(tmp_path / "c.npz", arrays)
+    with np.load(tmp_path / "c.npz") as f:
+        assert f.files == ["file", "path", "cp1_neutral"]
+        for k, v in arrays.items():
+            np.testing.assert_array_equal(f[k], v)
+            assert f[k].dtype == v.dtype

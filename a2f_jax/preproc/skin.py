@@ -196,7 +196,7 @@ def run_skin(preproc: Any, dataset: Any, actor: str, run_dir: pathlib.Path) -> d
         frames = sources.read_shot(skin_root, shot)
         coeffs[shot] = project(frames.reshape(frames.shape[0], -1), evecs_t, mean32)
         del frames
-    atomic_savez(out_dir / "skin_pca_coeffs_all.npz", **coeffs)
+    sources.save_npz_dict(out_dir / "skin_pca_coeffs_all.npz", coeffs)
     elapsed = time.time() - t0
     log.info(f"Skin preprocessing: {len(skin_shots)} shots, K = {k}, {time.time() - t0:.2f} sec; saved to {out_dir}")
     return {"shots": skin_shots, "num_components": k, "num_verts": num_verts, "pruned_rows": num_rows, "processing_time": elapsed}

@@ -63,3 +63,17 @@ def load_index_list(path: str | pathlib.Path, what: str) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise DataError(describe(path, what, "a JSON list of integer vertex indices", f"{type(value).__name__}"))
     return value
+
+
+def save_npz_dict(path: str | pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    """Plain npz (as np.savez) from a dict, atomically. Unlike `np.savez(path, **arrays)`, any key
+    works, so a shot may be named "file" or "path"."""
+    import zipfile
+
+    from a2f_jax.io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, array in arrays.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)

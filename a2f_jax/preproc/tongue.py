@@ -100,7 +100,7 @@ def run_tongue(preproc: Any, dataset: Any, actor: str, run_dir: pathlib.Path) ->
     for shot in shots:
         stab32 = sources.read_shot(stab_root, shot)
         coeffs[shot] = project(stab32.reshape(stab32.shape[0], -1), evecs32, mean32)
-    atomic_savez(out_dir / "tongue_pca_coeffs_all.npz", **coeffs)
+    sources.save_npz_dict(out_dir / "tongue_pca_coeffs_all.npz", coeffs)
     elapsed = time.time() - t0
     log.info(f"Tongue preprocessing: {len(shots)} shots, K = {k}, {elapsed:.2f} sec; saved to {out_dir}")
     return {"skipped": False, "shots": shots, "num_components": k, "processing_time": elapsed}
