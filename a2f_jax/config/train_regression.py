@@ -44,6 +44,12 @@ def base_dict() -> dict:
         "EYE_DIST_THRESHOLD": 0.35,
         "PHONEME_FORCING_LANGS": ["en"],
         "PHONEME_PROB_TEMPERATURE": 1.0,
+        # a2f-jax: phoneme posteriors from any external aligner (no hub models), spec §7 / a2f_jax.train.phonemes.
+        # {"<actor>": "<dir>"} holding <dir>/<lang>/<audio stem>.npy, float32 [T100, P] probabilities at 100 fps.
+        # Empty: phoneme supervision is off.
+        "PHONEME_POSTERIORS_ROOT": {},
+        # {"<lang>": ["[SIL]", ...]}: class names of each language's posteriors (P = len; "[SIL]" required).
+        "PHONEME_VOCAB": {},
         # (actor, shot, (first_frame, last_frame), speaker, lang, audio_fpath_rel, audio_offset)
         "CLIPS": [],
         # Keys: "timeshift" (fraction of a frame), "pitch_shift" (audiomentations.PitchShift kwargs).

@@ -39,14 +39,26 @@ class RegressionModel:
                                 rngs={"dropout": k_drop, "mask": k_mask})
         return out
 
+    def apply_train_phonemes(self, params: Any, audio: jax.Array, emotion: jax.Array, norm: jax.Array,
+                             rng: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        """Train-mode forward with the phoneme head: (out, per-language logits [B, S, 25, P_lang]).
+        Same dropout/mask keys as `apply_train`."""
+        k_drop, k_mask = jax.random.split(rng)
+        out, aux = self.net.apply({"params": params}, audio, emotion, norm, train=True, with_phonemes=True,
+                                  rngs={"dropout": k_drop, "mask": k_mask})
+        return out, list(aux.get("phonemes", []))
+
     def apply_eval(self, params: Any, audio: jax.Array, emotion: jax.Array, norm: jax.Array | None) -> jax.Array:
         out, _ = self.net.apply({"params": params}, audio, emotion, norm, train=False, with_phonemes=False)
         return out
 
 
-def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> dict:
-    """The original's network params: NETWORK_HYPER_PARAMS ∪ sizes (network_info_full.json "params")."""
+def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str],
+                   num_phonemes: Mapping[str, int] | None = None) -> dict:
+    """The original's network params: NETWORK_HYPER_PARAMS ∪ sizes (network_info_full.json "params"), plus
+    `num_phonemes` ({lang: vocab size}) only when phoneme supervision is on."""
     hp = tcfg.NETWORK_HYPER_PARAMS.to_dict() if hasattr(tcfg.NETWORK_HYPER_PARAMS, "to_dict") else dict(tcfg.NETWORK_HYPER_PARAMS)
+    extra = {"num_phonemes": {str(k): int(v) for k, v in num_phonemes.items()}} if num_phonemes else {}
     return {
         **hp,
         "explicit_emotions": list(explicit_emotions),
@@ -54,6 +66,7 @@ def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotion
         "num_shapes_tongue": int(channel_sizes.get("tongue_coeffs", 0)),
         "result_jaw_size": int(channel_sizes.get("jaw", 0)),
         "result_eyes_size": int(channel_sizes.get("eye", 0)),
+        **extra,
     }
 
 
@@ -63,10 +76,11 @@ def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320) -> Re
     return RegressionModel(ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder_cfg)), window)
 
 
-def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str]) -> tuple[RegressionModel, dict, Any]:
+def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str],
+                 num_phonemes: Mapping[str, int] | None = None) -> tuple[RegressionModel, dict, Any]:
     """(model, JSON model definition, pretrained encoder params or None)."""
     enc_cfg, enc_params = encoder_config(tcfg, "regression", int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1)))
-    params = network_params(tcfg, channel_sizes, explicit_emotions)
+    params = network_params(tcfg, channel_sizes, explicit_emotions, num_phonemes)
     window = int(tcfg.AUDIO_PARAMS["buffer_len"])
     model = build(params, enc_cfg, window)
     model_def = {"network": "conv_w2v_autocorr", "params": params, "encoder": encoder_to_dict(enc_cfg), "window": window}

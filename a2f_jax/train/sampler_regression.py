@@ -33,20 +33,33 @@ class DeviceDataset:
     audio: jax.Array  # [N_audio] all clip tracks back to back (float32, not normalised)
     targets: jax.Array  # [F_total, D] rows in global frame order (shot.start_global + frame)
     noise_bank: jax.Array  # [Nb, window] muted-shot noise windows (scale applied later)
+    phonemes: jax.Array | None = None  # [N_ph + 1, Pmax] 50 fps phoneme tracks back to back (§7), or None
 
 
 def _tree_flatten(d: DeviceDataset):
-    return (d.audio, d.targets, d.noise_bank), None
+    return (d.audio, d.targets, d.noise_bank, d.phonemes), None
 
 
 jax.tree_util.register_pytree_node(DeviceDataset, _tree_flatten, lambda _, c: DeviceDataset(*c))
 
 
-def gather_batch(dev: DeviceDataset, idx: dict[str, jax.Array], window: int) -> dict[str, jax.Array]:
+def gather_phonemes(dev: DeviceDataset, idx: dict[str, jax.Array], window: int) -> jax.Array:
+    """Phoneme targets [B, S, window, Pmax] (spec §7): rows ph_ofs + k of each clip's 50 fps track, one-hot
+    [SIL] (ph_sil) outside it; muted clips have ph_len 0 (all [SIL]); unsupported ones ph_lang -1 (zeros)."""
+    local = idx["ph_ofs"][..., None] + jnp.arange(window, dtype=jnp.int32)  # [B,S,W]
+    valid = (local >= 0) & (local < idx["ph_len"][:, None, None])
+    flat = jnp.clip(idx["ph_start"][:, None, None] + local, 0, dev.phonemes.shape[0] - 1)
+    sil = jax.nn.one_hot(idx["ph_sil"], dev.phonemes.shape[1], dtype=dev.phonemes.dtype)[:, None, None, :]
+    out = jnp.where(valid[..., None], dev.phonemes[flat], sil)
+    return jnp.where((idx["ph_lang"] >= 0)[:, None, None, None], out, 0.0)
+
+
+def gather_batch(dev: DeviceDataset, idx: dict[str, jax.Array], window: int, phoneme_window: int = 25) -> dict[str, jax.Array]:
     """Batch arrays from the device dataset and a host-made index (all shapes static).
 
     idx: track_start [B], track_len [B], sample_start [B,S], muted [B], noise_idx [B,S],
-    noise_scale [B], tgt_i0/tgt_i1 [B,S], tgt_w [B,S]. Returns x [B,S,window], y [B,S,D].
+    noise_scale [B], tgt_i0/tgt_i1 [B,S], tgt_w [B,S] (+ ph_* when phonemes are on).
+    Returns x [B,S,window], y [B,S,D] (+ phonemes [B,S,phoneme_window,Pmax]).
     """
     local = idx["sample_start"][..., None] + jnp.arange(window, dtype=jnp.int32)  # [B,S,W]
     valid = (local >= 0) & (local < idx["track_len"][:, None, None])
@@ -56,14 +69,19 @@ def gather_batch(dev: DeviceDataset, idx: dict[str, jax.Array], window: int) -> 
     x = jnp.where(idx["muted"][:, None, None], noise, speech)
     w = idx["tgt_w"][..., None]
     y = (1.0 - w) * dev.targets[idx["tgt_i0"]] + w * dev.targets[idx["tgt_i1"]]
-    return {"x": x, "y": y}
+    out = {"x": x, "y": y}
+    if dev.phonemes is not None and "ph_ofs" in idx:
+        out["phonemes"] = gather_phonemes(dev, idx, phoneme_window)
+    return out
 
 
 class RegressionSampler:
     """Maps a global step to the sample indices, timeshifts and noise draws of its batch."""
 
     def __init__(self, data: TrainingData, train_cfg: Any, dataset_cfg: Any, batch_size: int, seed: int,
-                 clips: list | None = None, shuffle: bool = True, noise_bank_size: int = 512):
+                 clips: list | None = None, shuffle: bool = True, noise_bank_size: int = 512,
+                 phonemes: Any | None = None):
+        """phonemes: a `phonemes.PhonemeSetup` to add phoneme windows (spec §7) to every batch, or None."""
         from a2f_jax.data import audio as audio_io
 
         self.data = data
@@ -115,14 +133,44 @@ class RegressionSampler:
             bank = np.zeros((1, self.window), np.float32)
         else:
             bank = np.stack([audio_io.muted_noise(noise_type, self.window, noise_scale, bank_rng) for _ in range(noise_bank_size)])
-        self.host_bytes = audio.nbytes + targets.nbytes + bank.nbytes
-        self.device = DeviceDataset(jnp.asarray(audio), jnp.asarray(targets), jnp.asarray(bank.astype(np.float32)))
+        self.phonemes = phonemes
+        ph_data = self._pack_phonemes() if phonemes is not None else None
+        self.host_bytes = audio.nbytes + targets.nbytes + bank.nbytes + (0 if ph_data is None else ph_data.nbytes)
+        self.device = DeviceDataset(jnp.asarray(audio), jnp.asarray(targets), jnp.asarray(bank.astype(np.float32)),
+                                    None if ph_data is None else jnp.asarray(ph_data))
         self.noise_bank_size = len(bank)
         self.shot_lengths = np.array([s.length for s in data.shots])
         self.shot_starts = np.array([s.start_global for s in data.shots])
         self.shot_fps = np.array([s.fps for s in data.shots])
         self.emotions = np.stack([data.emotion_vector(i) for i in range(len(data.shots))]) if data.shots else np.zeros((0, 0))
         self.emotion_names = [s.emotion for s in data.shots]
+
+    def _pack_phonemes(self) -> np.ndarray:
+        """All phoneme tracks of the clips back to back, zero-padded to Pmax; per-clip (start, len, n50,
+        lang index, [SIL] index) in `self.clip_ph`. Muted: len 0 with the first language's [SIL]."""
+        ph = self.phonemes
+        pmax = ph.max_phonemes
+        starts: dict[tuple, int] = {}
+        pieces, offset = [], 0
+        self.clip_ph = np.zeros((len(self.clips), 5), np.int64)
+        self.clip_ph[:, 3] = -1
+        for ci, clip in enumerate(self.clips):
+            if clip.muted:
+                self.clip_ph[ci] = (0, 0, 1, 0, ph.sil_index(ph.muted_lang))
+                continue
+            track = ph.track(clip)
+            if track is None:  # language not enabled: "unsupported", all-zero target
+                continue
+            from a2f_jax.train.phonemes import track_key
+
+            key = track_key(clip)
+            if key not in starts:
+                starts[key] = offset
+                pieces.append(np.pad(track, [(0, 0), (0, pmax - track.shape[1])]))
+                offset += len(track)
+            self.clip_ph[ci] = (starts[key], len(track), len(track), ph.langs.index(clip.lang), ph.sil_index(clip.lang))
+        pieces.append(np.zeros((1, pmax), np.float32))  # never empty
+        return np.concatenate(pieces).astype(np.float32)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -169,7 +217,7 @@ class RegressionSampler:
         i1 = np.clip(np.where(neg, frames, frames + 1), 0, last)
         w = np.where(neg, 1.0 + shift[:, None], shift[:, None]) * np.ones((1, S))
         base = self.shot_starts[shot][:, None]
-        return {
+        out = {
             "track_start": self.clip_track[clip_idx, 0].astype(np.int32),
             "track_len": self.clip_track[clip_idx, 1].astype(np.int32),
             "sample_start": sample_start.astype(np.int32),
@@ -183,4 +231,23 @@ class RegressionSampler:
             "explicit_emo": np.repeat(self.emotions[shot][:, None], S, axis=1).astype(np.float32),
             "x_norm_factor": np.where(muted, 1.0, self.clip_norm[clip_idx]).astype(np.float32),
             "shot_index": shot.astype(np.int32),
+        }
+        if self.phonemes is not None:
+            out.update(self._phoneme_index(clip_idx, t))
+        return out
+
+    def _phoneme_index(self, clip_idx: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Window offsets floor(t·r') − W//2 with the audio's time t (timeshift and offset included)."""
+        from a2f_jax.train.phonemes import EDGE_SECONDS, FEATURE_FPS
+
+        cp = self.clip_ph[clip_idx]
+        n = cp[:, 2].astype(np.float64)[:, None]
+        rate = n / (n / FEATURE_FPS + EDGE_SECONDS)
+        ofs = np.floor(t * rate).astype(np.int64) - self.phonemes.window // 2
+        return {
+            "ph_ofs": ofs.astype(np.int32),
+            "ph_start": cp[:, 0].astype(np.int32),
+            "ph_len": cp[:, 1].astype(np.int32),
+            "ph_lang": cp[:, 3].astype(np.int32),
+            "ph_sil": cp[:, 4].astype(np.int32),
         }

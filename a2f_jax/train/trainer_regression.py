@@ -44,6 +44,7 @@ class RegressionSetup:
     lip_dist_weights: np.ndarray | None  # per shot, [num_shots]
     encoder_params: Any | None  # pretrained encoder params (None: random init)
     lip_vertices: list[int]  # lip vertices of the dataset's lists (validation lip vertex error)
+    phonemes: Any = None  # phonemes.PhonemeSetup when phoneme supervision is on (spec §7), else None
 
 
 def _split_validation(data: TrainingData, tcfg: Any, dcfg: Any) -> tuple[list, list]:
@@ -63,7 +64,15 @@ def build_setup(configs: Any) -> RegressionSetup:
     data = load_training_data(tcfg, dcfg)
     train_clips, val_clips = _split_validation(data, tcfg, dcfg)
     art = data.artifacts[actors[0]]
-    model, model_def, encoder_params = regression_model.from_configs(tcfg, data.channel_sizes, data.explicit_emotions)
+    from a2f_jax.train.phonemes import build_phoneme_setup
+
+    ph = build_phoneme_setup(tcfg, train_clips)
+    model, model_def, encoder_params = regression_model.from_configs(
+        tcfg, data.channel_sizes, data.explicit_emotions, None if ph is None else ph.num_phonemes)
+    if ph is not None and not model.net.cfg.use_phoneme_forcing:
+        log.warning("phoneme supervision is off: the network has no wav2vec features for the phoneme head")
+        ph = None
+        model, model_def, encoder_params = regression_model.from_configs(tcfg, data.channel_sizes, data.explicit_emotions)
     actor_data = ActorData.load(dcfg, actors[0])
     geometry = losses.prepare_loss_geometry(
         art.skin_shapes, art.skin_mean,
@@ -75,7 +84,7 @@ def build_setup(configs: Any) -> RegressionSetup:
 
     return RegressionSetup(configs, data, train_clips, val_clips, model, model_def,
                            losses.RegressionLossConfig.from_train_config(tcfg), geometry, weights, encoder_params,
-                           lip_vertices_from_lists(actor_data.lip_dist_verts, actor_data.lip_size_verts))
+                           lip_vertices_from_lists(actor_data.lip_dist_verts, actor_data.lip_size_verts), ph)
 
 
 def param_labels(params: Any, freeze_encoder: bool) -> Any:
@@ -120,19 +129,29 @@ def make_train_step(setup: RegressionSetup, opt: optax.GradientTransformation, s
     schedule = optim.regression_schedule(float(setup.configs.train.LEARNING_RATE),
                                          float(setup.configs.train.get("LR_STEP_GAMMA", 1.0)), steps_per_epoch)
     model, loss_cfg = setup.model, setup.loss_cfg
+    ph = setup.phonemes
+    ph_weights = None if ph is None else [jnp.asarray(w) for w in ph.class_weights()]
+    ph_window = 25 if ph is None else ph.window
 
     def step(state, dev, idx):
-        batch = gather_batch(dev, idx, window)
+        batch = gather_batch(dev, idx, window, ph_window)
         rng = jax.random.fold_in(base_key, state["step"])
         exponent = losses.loss_exponent(state["step"], steps_per_epoch, num_epochs)
 
         def loss_fn(params):
             implicit = emo_db_lib.lookup(params["emo_db"], idx["global_frame_idx"])
             emotion = jnp.concatenate([implicit, idx["explicit_emo"]], axis=-1)
-            y_pred = model.apply_train(params["net"], batch["x"], emotion, idx["x_norm_factor"], rng)
+            ph_kw = {}
+            if ph is None:
+                y_pred = model.apply_train(params["net"], batch["x"], emotion, idx["x_norm_factor"], rng)
+            else:
+                y_pred, logits = model.apply_train_phonemes(params["net"], batch["x"], emotion, idx["x_norm_factor"], rng)
+                ph_kw = {"phoneme_logits": logits, "phoneme_targets": batch["phonemes"],
+                         "phoneme_masks": [idx["ph_lang"] == i for i in range(len(ph.langs))],
+                         "phoneme_class_weights": ph_weights}
             total, terms = losses.regression_loss(
                 y_pred, batch["y"], implicit, batch["x"], loss_cfg, ks, state["norm"], exponent, geometry,
-                lip_dist_weights=None if emo_w is None else emo_w[idx["shot_index"]],
+                lip_dist_weights=None if emo_w is None else emo_w[idx["shot_index"]], **ph_kw,
             )
             return total, terms
 
@@ -218,7 +237,8 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
     batch_size = int(tcfg.BATCH_SIZE)
     sharding.check_batch_size(batch_size, mesh)
     seed_data, seed_model = int(tcfg.get("RNG_SEED_DATASET", 43)), int(tcfg.get("RNG_SEED_TORCH", 42))
-    sampler = RegressionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips)
+    sampler = RegressionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips,
+                                phonemes=setup.phonemes)
     steps_per_epoch, num_epochs = sampler.batches_per_epoch, int(tcfg.NUM_EPOCHS)
     total = steps_per_epoch * num_epochs
     limit = max_steps if max_steps is not None else tcfg.get("MAX_TRAIN_STEPS", None)
