@@ -178,6 +178,27 @@ def test_timeline_posteriors():
     assert 0.0 < q[4, 1] < 1.0
 
 
+def test_synthetic_posterior_files_follow_the_timeline(tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from a2f_jax.data import synthetic
+
+    ds = synthetic.generate(tmp_path / "ds", seed=0, minimal=True, num_shots=2)
+    vocab = phonemes.write_synthetic_posteriors(ds, "synth", tmp_path / "post", smooth_frames=0.0)
+    assert vocab[0] == "[SIL]" and len(set(vocab)) == len(vocab)
+    timelines = json.loads((ds / "ground_truth/synth/phonemes.json").read_text())
+    for shot, segs in timelines.items():
+        p = np.load(tmp_path / "post/en" / f"{shot}.npy")
+        seconds = sf.info(str(ds / "data/synth/audio" / f"{shot}.wav")).duration
+        assert p.dtype == np.float32 and p.shape == (int(round(seconds * 100)), len(vocab))
+        for start, end, phone in segs:
+            k = int((start + end) / 2 * 100)  # a frame inside the segment
+            if start + 0.02 < (k + 0.5) / 100 < end - 0.02:
+                assert vocab[int(p[k].argmax())] == ("[SIL]" if phone == "sil" else phone)
+
+
 # --- training steps -----------------------------------------------------------------------------------
 
 
@@ -202,13 +223,8 @@ def _losses(setup, steps):
     return result.history
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("ph_train")
-
-
-def test_training_steps_log_finite_phoneme_losses(tiny_dir):
-    train, dataset, _ = _setup(tiny_dir)
+def test_training_steps_log_finite_phoneme_losses(tmp_path):
+    train, dataset, _ = _setup(tmp_path)
     data = load_training_data(train, dataset)
     ph = phonemes.build_phoneme_setup(train, data.clips)
     setup = _regression_setup(train, dataset, ph)
@@ -221,9 +237,9 @@ def test_training_steps_log_finite_phoneme_losses(tiny_dir):
         assert math.isfinite(h["loss"])
 
 
-def test_phonemes_off_changes_nothing(tiny_dir):
+def test_phonemes_off_changes_nothing(tmp_path):
     """Off (no posteriors root): the batch index, the step and the loss are those of a plain model."""
-    train, dataset, _ = _setup(tiny_dir)
+    train, dataset, _ = _setup(tmp_path)
     train.PHONEME_POSTERIORS_ROOT = {}
     data = load_training_data(train, dataset)
     assert phonemes.build_phoneme_setup(train, data.clips) is None
