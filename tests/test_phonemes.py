@@ -96,6 +96,7 @@ def test_windows_match_reference_at_fractional_timeshift(tmp_path):
                 track = tracks[clip.audio_path.stem]
                 ref = _reference(track, sec, VOCAB[lang].index("[SIL]"), 5)
                 np.testing.assert_allclose(batch["phonemes"][b, si], ref, atol=1e-7)
+                np.testing.assert_array_equal(phonemes.reference_window(track[::2], sec, VOCAB[lang].index("[SIL]"), 25, 5), ref)
                 assert int(idx["ph_lang"][b]) == ph.langs.index(lang)
                 filled += int(np.any(ref[:, VOCAB[lang].index("[SIL]")] == 1.0))
                 checked += 1

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax.train.dataset import TrainingData
+from a2f_jax.train.phonemes import EDGE_SECONDS, FEATURE_FPS, track_key
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,6 @@ class RegressionSampler:
             track = ph.track(clip)
             if track is None:  # language not enabled: "unsupported", all-zero target
                 continue
-            from a2f_jax.train.phonemes import track_key
-
             key = track_key(clip)
             if key not in starts:
                 starts[key] = offset
@@ -238,8 +237,6 @@ class RegressionSampler:
 
     def _phoneme_index(self, clip_idx: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Window offsets floor(t·r') − W//2 with the audio's time t (timeshift and offset included)."""
-        from a2f_jax.train.phonemes import EDGE_SECONDS, FEATURE_FPS
-
         cp = self.clip_ph[clip_idx]
         n = cp[:, 2].astype(np.float64)[:, None]
         rate = n / (n / FEATURE_FPS + EDGE_SECONDS)
