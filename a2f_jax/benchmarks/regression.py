@@ -42,7 +42,7 @@ def _setup(quick: bool):
     train_cfg = types.SimpleNamespace(LEARNING_RATE=2e-4, get=lambda k, d=None: {"LR_STEP_GAMMA": 0.994}.get(k, d))
     setup = types.SimpleNamespace(
         configs=types.SimpleNamespace(train=train_cfg), model=model, loss_cfg=losses.RegressionLossConfig(),
-        geometry=geometry, lip_dist_weights=None,
+        geometry=geometry, lip_dist_weights=None, phonemes=None,
         data=types.SimpleNamespace(channel_sizes={"skin_coeffs": ks, "tongue_coeffs": kt, "jaw": 15, "eye": 4},
                                    num_frames_total=22359 if not quick else 500),
     )
