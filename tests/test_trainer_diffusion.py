@@ -159,7 +159,7 @@ def test_learning_beats_mean_pose_baseline(synth_env):
     from a2f_jax.infer import metrics as M
     from a2f_jax.train.sampler_diffusion import DiffusionSampler
 
-    cf = _configs("train.RUN_NAME='learn'", "train.BATCH_SIZE=4")
+    cf = _configs("train.RUN_NAME='learn'", "train.BATCH_SIZE=4", "train.VALIDATION_PERIOD=150")
     run = T.train(cf, max_steps=150, show_progress=False)
     _, params, _ = T.load_run(run)
     setup = T.build_setup(cf)
@@ -178,3 +178,6 @@ def test_learning_beats_mean_pose_baseline(synth_env):
         base.append(M.lip_vertex_error(T.unscale_skin(setup, mean_pose, a), truth, setup.lip_vertices))
     print(f"held-out lip vertex error: model {np.mean(model):.4f}, mean pose {np.mean(base):.4f}")
     assert np.mean(model) < 0.8 * np.mean(base), (model, base)
+    # The trainer's own validation at the last step saw the same params, clips and sampling noise.
+    val = [h for h in json.loads((run / "history.json").read_text()) if "val/lip_vertex_error" in h]
+    assert val and abs(val[-1]["val/lip_vertex_error"] - np.mean(model)) <= 1e-4, val
