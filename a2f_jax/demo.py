@@ -88,13 +88,9 @@ def _predictor(network: str, run_dir: pathlib.Path, bundle_dir: pathlib.Path, co
 
         return predict
     from a2f_jax.infer import diffusion
+    from a2f_jax.infer.evaluate import diffusion_predict_fn
 
-    engine = diffusion.from_bundle(bundle_dir)
-
-    def predict(audio, fps, emotion, n):
-        return engine.predict(audio, fps=fps, emotion=emotion, num_frames=n).skin
-
-    return predict
+    return diffusion_predict_fn(diffusion.from_bundle(bundle_dir, configs.inference), "streaming")
 
 
 def evaluate_and_preview(configs: Any, network: str, run_dir: pathlib.Path, bundle_dir: pathlib.Path,

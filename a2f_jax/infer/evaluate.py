@@ -118,8 +118,22 @@ def predictor(configs: Any, run: str | None = None, bundle: str | None = None) -
         return lambda audio, fps, emo, n: pred.predict(audio, fps=fps, emotion=emo, num_frames=n).skin
     from a2f_jax.infer import diffusion
 
-    engine = diffusion.from_run(run, configs.inference) if run else diffusion.from_bundle(bundle)
-    return lambda audio, fps, emo, n: engine.predict(audio, fps=fps, emotion=emo, num_frames=n).skin
+    engine = diffusion.from_run(run, configs.inference) if run else diffusion.from_bundle(bundle, configs.inference)
+    return diffusion_predict_fn(engine, None if run else "streaming")
+
+
+def diffusion_predict_fn(engine: Any, mode: str | None = None) -> PredictFn:
+    """Predict at the network's frame rate (60 fps) and sample the frames of the cache rate (centres (i+0.5)/fps).
+    A bundle's graph is the streaming sampler, so bundles are evaluated in streaming mode."""
+
+    def predict(audio: np.ndarray, fps: float, emotion: str, n: int) -> np.ndarray:
+        ratio = engine.fps / fps
+        m = int(round(n * ratio))
+        skin = engine.predict(audio, emotion=emotion, num_frames=m, mode=mode).skin
+        idx = np.minimum(np.floor((np.arange(n) + 0.5) * ratio).astype(np.int64), m - 1)
+        return skin[idx]
+
+    return predict
 
 
 def run_cli(configs: Any, run: str | None, bundle: str | None, out: str | None) -> dict:
