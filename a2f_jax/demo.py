@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-video", action="store_true")
     args, rest = p.parse_known_args(argv)
     overrides = tuple(a[len("--config."):] for a in rest if a.startswith("--config."))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from a2f_jax.rundir import setup_logging
+
+    setup_logging()
     logging.getLogger("absl").setLevel(logging.WARNING)
     return run(args.network, args.out, args.steps, args.config, overrides, video=not args.no_video)

@@ -7,9 +7,9 @@ model_data*.npz, implicit_emo_db.npz for regression, trt_info.json, blendshape f
 against the consumer contract and only then renames it into place.
 """
 
-import logging
 
 from a2f_jax import cli
+from a2f_jax.rundir import setup_logging
 from export import bundle
 
 
@@ -21,7 +21,7 @@ def _extra(parser):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     configs, args = cli.parse(description=__doc__, extra_args=_extra)
     out = bundle.deploy_run(configs, args.run, onnx_model=args.onnx, out_root=args.out_root, run_onnx=not args.no_check_run)
     print(out)

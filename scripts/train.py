@@ -5,9 +5,9 @@ parallelism is automatic (every visible device); multi-host runs set JAX_COORDIN
 JAX_NUM_PROCESSES and JAX_PROCESS_ID on each host (see README).
 """
 
-import logging
 
 from a2f_jax import cli
+from a2f_jax.rundir import setup_logging
 from a2f_jax.train import entry
 
 
@@ -18,6 +18,6 @@ def _extra(parser):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     configs, args = cli.parse(description=__doc__, extra_args=_extra)
     entry.train(configs, resume=args.resume, max_steps=args.max_steps, show_progress=not args.no_progress)
