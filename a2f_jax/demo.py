@@ -7,7 +7,6 @@ Everything lands under `<out>/` (datasets/, workspace/, and workspace/output_dem
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pathlib

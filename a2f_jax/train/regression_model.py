@@ -8,7 +8,6 @@ import logging
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 
 from a2f_jax.train.encoder_setup import encoder_config, encoder_from_dict, encoder_to_dict, replace_encoder_params
 

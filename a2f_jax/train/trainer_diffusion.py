@@ -22,11 +22,10 @@ from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.models import diffusion_rnn as dnet
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.train import losses_diffusion as dl
-from a2f_jax.train import optim, sharding
+from a2f_jax.train import lifecycle, optim, sharding
 from a2f_jax.train.encoder_setup import encoder_config, encoder_from_dict, encoder_to_dict, replace_encoder_params
-from a2f_jax.train.checkpoint import Checkpointer
 from a2f_jax.train.dataset import TrainingData, build_clips, load_training_data
-from a2f_jax.train.loop import LoopSettings, run_loop
+from a2f_jax.train.loop import LoopSettings
 from a2f_jax.train.sampler_diffusion import DiffusionSampler, bucket_for
 from a2f_jax.train.trainer_regression import PARAMS_FILE, load_params, save_params
 
@@ -232,10 +231,6 @@ def validation_metrics(setup: DiffusionSetup, params: Any) -> dict[str, float]:
 
 def train(configs: Any, resume: str | None = None, max_steps: int | None = None, devices: list | None = None,
           show_progress: bool = True) -> pathlib.Path:
-    from tensorboardX import SummaryWriter
-
-    from a2f_jax import rundir
-
     sharding.maybe_initialize_distributed()
     logging.getLogger("absl").setLevel(logging.WARNING)
     tcfg = configs.train
@@ -245,27 +240,13 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
     sharding.check_batch_size(batch_size, mesh)
     seed_data, seed_model = int(tcfg.get("RNG_SEED_DATASET", 43)), int(tcfg.get("RNG_SEED_TORCH", 42))
     sampler = DiffusionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips)
-    steps_per_epoch, num_epochs = sampler.batches_per_epoch, int(tcfg.NUM_EPOCHS)
-    total = steps_per_epoch * num_epochs
-    limit = max_steps if max_steps is not None else tcfg.get("MAX_TRAIN_STEPS", None)
-    if limit is not None:
-        total = min(total, int(limit))
-    if resume:
-        run_dir = pathlib.Path(resume)
-        rundir.attach_log_file(run_dir)
-    else:
-        runs = {a: art.preproc_dir.name for a, art in setup.data.artifacts.items() if art.preproc_dir is not None}
-        run_dir = rundir.create_run_dir(tcfg.TRAIN_OUTPUT_ROOT, tcfg.RUN_NAME, configs, stage="train", preproc_runs=runs)
-        write_run_metadata(setup, run_dir)
+    steps_per_epoch = sampler.batches_per_epoch
+    total = lifecycle.total_steps(tcfg, steps_per_epoch, max_steps)
+    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume, lambda d: write_run_metadata(setup, d))
     params = init_params(setup, jax.random.PRNGKey(seed_model))
     opt, schedule, updates_per_epoch = make_optimizer(setup, params, steps_per_epoch)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}
-    ckpt = Checkpointer(run_dir / "checkpoints", int(tcfg.get("MAX_CHECKPOINTS_TO_KEEP", 3)))
-    start = 0
-    if resume and ckpt.latest_step() is not None:
-        state = ckpt.restore(state)
-        start = int(state["step"])
-        log.info("resumed from step %d of %s", start, run_dir)
+    ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, bool(resume))
     log.info("diffusion: %d clips, %d steps/epoch, %d steps, batch %d", len(setup.train_clips), steps_per_epoch, total, batch_size)
     state = sharding.replicate(state, mesh)
     consts = sharding.replicate(setup.consts, mesh)
@@ -279,17 +260,11 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         return {"learning_rate": float(schedule(step // max(accum, 1)))}
 
     validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
-    writer = SummaryWriter(str(run_dir)) if jax.process_index() == 0 else None
     settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 10)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
                             int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
-    result = run_loop(state, start, lambda s, b: jitted(s, consts, b), make_batch, settings, checkpointer=ckpt,
-                      writer=writer, validate=validate, extra_scalars=extra)
-    ckpt.close()
-    if writer is not None:
-        writer.close()
+    result = lifecycle.run_and_close(run_dir, ckpt, state, start, lambda s, b: jitted(s, consts, b), make_batch, settings,
+                                     validate=validate, extra_scalars=extra)
     save_params(run_dir / PARAMS_FILE, jax.device_get(result.state["params"]))
-    atomic_write_json(run_dir / "history.json", result.history)
-    log.info("training %s at step %d: %s", "interrupted" if result.interrupted else "finished", result.last_step, run_dir)
     return run_dir
 
 

@@ -7,7 +7,6 @@ run folder of spec §5.3 (orbax checkpoints in place of `weights.pth`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 from typing import Any
@@ -20,10 +19,9 @@ import optax
 from a2f_jax.errors import ConfigError, describe
 from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.models import emotion_db as emo_db_lib
-from a2f_jax.train import losses, optim, regression_model, sharding
-from a2f_jax.train.checkpoint import Checkpointer
+from a2f_jax.train import lifecycle, losses, optim, regression_model, sharding
 from a2f_jax.train.dataset import TrainingData, build_clips, load_training_data
-from a2f_jax.train.loop import LoopSettings, run_loop
+from a2f_jax.train.loop import LoopSettings
 from a2f_jax.train.sampler_regression import RegressionSampler, gather_batch
 
 log = logging.getLogger(__name__)
@@ -226,9 +224,6 @@ def validation_metrics(setup: RegressionSetup, params: Any) -> dict[str, float]:
 def train(configs: Any, resume: str | None = None, max_steps: int | None = None, devices: list | None = None,
           show_progress: bool = True) -> pathlib.Path:
     """Train the regression network; returns the run directory."""
-    from a2f_jax import rundir
-    from tensorboardX import SummaryWriter
-
     sharding.maybe_initialize_distributed()
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     tcfg = configs.train
@@ -240,28 +235,12 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
     sampler = RegressionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips,
                                 phonemes=setup.phonemes)
     steps_per_epoch, num_epochs = sampler.batches_per_epoch, int(tcfg.NUM_EPOCHS)
-    total = steps_per_epoch * num_epochs
-    limit = max_steps if max_steps is not None else tcfg.get("MAX_TRAIN_STEPS", None)
-    if limit is not None:
-        total = min(total, int(limit))
+    total = lifecycle.total_steps(tcfg, steps_per_epoch, max_steps)
     log.info("regression: %d samples, %d steps/epoch, %d steps; device dataset %.1f MB", sampler.num_samples,
              steps_per_epoch, total, sampler.host_bytes / 2**20)
-
-    if resume:
-        run_dir = pathlib.Path(resume)
-        rundir.attach_log_file(run_dir)
-    else:
-        runs = {a: art.preproc_dir.name for a, art in setup.data.artifacts.items() if art.preproc_dir is not None}
-        run_dir = rundir.create_run_dir(tcfg.TRAIN_OUTPUT_ROOT, tcfg.RUN_NAME, configs, stage="train", preproc_runs=runs)
-        write_run_metadata(setup, run_dir)
-
+    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume, lambda d: write_run_metadata(setup, d))
     state, opt = init_state(setup, steps_per_epoch, seed_model)
-    ckpt = Checkpointer(run_dir / "checkpoints", int(tcfg.get("MAX_CHECKPOINTS_TO_KEEP", 3)))
-    start = 0
-    if resume and ckpt.latest_step() is not None:
-        state = ckpt.restore(state)
-        start = int(state["step"])
-        log.info("resumed from step %d of %s", start, run_dir)
+    ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, bool(resume))
     state = sharding.replicate(state, mesh)
     dev = sharding.replicate(sampler.device, mesh)
     step_fn = make_train_step(setup, opt, steps_per_epoch, num_epochs, sampler.window, seed_model)
@@ -271,17 +250,11 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         return sharding.shard_batch(sampler.batch_index(step), mesh)
 
     validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
-    writer = SummaryWriter(str(run_dir)) if jax.process_index() == 0 else None
     settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 50)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
                             int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
-    result = run_loop(state, start, lambda s, b: jitted(s, dev, b), make_batch, settings, checkpointer=ckpt,
-                      writer=writer, validate=validate)
-    ckpt.close()
-    if writer is not None:
-        writer.close()
+    result = lifecycle.run_and_close(run_dir, ckpt, state, start, lambda s, b: jitted(s, dev, b), make_batch, settings,
+                                     validate=validate)
     export_results(setup, jax.device_get(result.state["params"]), run_dir)
-    atomic_write_json(run_dir / "history.json", result.history)
-    log.info("training %s at step %d: %s", "interrupted" if result.interrupted else "finished", result.last_step, run_dir)
     return run_dir
 
 
