@@ -155,6 +155,8 @@ def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, se
         audio_len = batch["audio_len"] if padded else None
 
         def loss_fn(params):
+            params = dnet.stop_frozen_gradients(params)  # no backward pass through the frozen HuBERT front
+
             def model_fn(x_t, t):
                 return net.apply({"params": params}, x_t, t, batch["audio"], batch["actor"], batch["emotion"], mask,
                                  audio_len, train=True, rngs={"dropout": k_drop, "mask": k_mask})
