@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from a2f_jax.config.inference_regression import postprocess_config
+
 NETWORK_TYPES = ("regression", "diffusion")
 
 # FW `validate_identifier`: actor / shot / emotion / run names.
@@ -48,32 +50,7 @@ MODEL_CONFIG_INT_KEYS = ("eye_saccade_seed",)
 REGRESSION_SOURCE_KEYS = ("source_shot", "source_frame")
 
 # FW base defaults (config_inference_{regression,diffusion}_base.CONFIG); the two differ in upper_face_smoothing.
-DEFAULT_MODEL_CONFIG: dict[str, Any] = {
-    "input_strength": 1.3,
-    "upper_face_smoothing": 0.001,
-    "lower_face_smoothing": 0.0023,
-    "upper_face_strength": 1.0,
-    "lower_face_strength": 1.7,
-    "face_mask_level": 0.6,
-    "face_mask_softness": 0.0085,
-    "skin_strength": 1.1,
-    "blink_strength": 1.0,
-    "lower_teeth_strength": 1.3,
-    "lower_teeth_height_offset": -0.1,
-    "lower_teeth_depth_offset": 0.25,
-    "lip_open_offset": -0.05,
-    "tongue_strength": 1.5,
-    "tongue_height_offset": 0.2,
-    "tongue_depth_offset": -0.3,
-    "eyeballs_strength": 1.0,
-    "saccade_strength": 0.9,
-    "right_eye_rot_x_offset": 0.0,
-    "right_eye_rot_y_offset": -2.0,
-    "left_eye_rot_x_offset": 0.0,
-    "left_eye_rot_y_offset": 2.0,
-    "eyelid_open_offset": 0.06,
-    "eye_saccade_seed": 0,
-}
+DEFAULT_MODEL_CONFIG: dict[str, Any] = postprocess_config(upper_face_smoothing=0.001)
 
 # model_data npz (= preproc deploy/network_data.npz): canonical key order, and what each network type needs.
 MODEL_DATA_KEYS = (
