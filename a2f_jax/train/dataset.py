@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from a2f_jax.data.actor import actor_value, load_npz
 from a2f_jax.errors import ConfigError, DataError, describe
 
 log = logging.getLogger(__name__)
@@ -97,20 +98,10 @@ class ActorArtifacts:
         return 2 * int(self.data_info.get("num_angles_eye", 2))
 
 
-def _per_actor(cfg: Any, key: str, actor: str) -> Any:
-    value = cfg.get(key, None) if hasattr(cfg, "get") else None
-    if value is None:
-        return None
-    if hasattr(value, "get"):
-        return value.get(actor, None)
-    return value
-
-
 def _load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(describe(path, None, "a preprocessing artifact (npz)", "no such file"))
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(path)
 
 
 def preproc_dir_for(train_cfg: Any, actor: str) -> pathlib.Path:
@@ -134,14 +125,14 @@ def preproc_dir_for(train_cfg: Any, actor: str) -> pathlib.Path:
 def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorArtifacts:
     """Read the artifacts training needs for `actor` (paths overridable by the `*_FPATH` dicts)."""
     needs_preproc = any(
-        _per_actor(train_cfg, k, actor) is None
+        actor_value(train_cfg, k, actor) is None
         for k in ("SKIN_PCA_COEFFS_FPATH", "SKIN_PCA_SHAPES_FPATH", "TONGUE_PCA_COEFFS_FPATH",
                   "TONGUE_PCA_SHAPES_FPATH", "DATA_INFO_FPATH", "SHOT_LIST_FPATH")
     )
     pdir = preproc_dir_for(train_cfg, actor) if needs_preproc else None
 
     def path(key: str, rel: str) -> pathlib.Path:
-        override = _per_actor(train_cfg, key, actor)
+        override = actor_value(train_cfg, key, actor)
         return pathlib.Path(override) if override else pdir / rel  # type: ignore[operator]
 
     skin_shapes = _load_npz(path("SKIN_PCA_SHAPES_FPATH", "pca/skin/skin_pca_shapes.npz"))
@@ -159,7 +150,7 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
     mean_geometry = np.load(mean_geometry_path) if mean_geometry_path.is_file() else np.zeros(0)
 
     def optional_npz(key: str) -> dict[str, np.ndarray] | None:
-        p = _per_actor(dataset_cfg, key, actor)
+        p = actor_value(dataset_cfg, key, actor)
         return _load_npz(pathlib.Path(p)) if p else None
 
     for key in ("shapes_matrix", "shapes_mean"):
@@ -322,7 +313,7 @@ def build_clips(entries: Sequence[Any], data: TrainingData, dataset_cfg: Any, ke
         n = data.shots[idx].length
         if not (0 <= first <= last < n):
             raise ConfigError(describe("config_train", f"{key}[{i}]", f"a frame range inside shot {shot} [0, {n - 1}]", f"({first}, {last}) after offset clipping"))
-        root = _per_actor(dataset_cfg, "AUDIO_ROOT", actor)
+        root = actor_value(dataset_cfg, "AUDIO_ROOT", actor)
         if root is None:
             raise ConfigError(describe("config_dataset", f"AUDIO_ROOT[{actor!r}]", "the audio folder of the actor", "nothing"))
         audio = pathlib.Path(root) / rel
@@ -379,7 +370,7 @@ def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] |
         for ci, ch in enumerate(channels):
             if (ch == "skin_coeffs" and zero_skin and emo == train_cfg.get("SHOT_EMOTION_NAME_FOR_ALL_ZEROS", "neutral")) or (ch == "tongue_coeffs" and zero_tongue):
                 row[offsets[ci]:offsets[ci + 1]] = 0.0
-        fps = float(_per_actor(dataset_cfg, "CACHE_FPS", actor) or data.shot_fps)
+        fps = float(actor_value(dataset_cfg, "CACHE_FPS", actor) or data.shot_fps)
         shot = Shot(actor, f"muted_{i}", int(length), fps, emo, start, muted=True, source=(src_shot, int(src_frame)))
         shots.append(shot)
         targets.append(np.repeat(row[None], int(length), axis=0))

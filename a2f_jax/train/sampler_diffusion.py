@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from a2f_jax.train import batching
 from a2f_jax.train.dataset import Clip, TrainingData
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class DiffusionSampler:
 
     @property
     def batches_per_epoch(self) -> int:
-        return -(-len(self.clips) // self.batch_size)
+        return batching.batches_per_epoch(len(self.clips), self.batch_size)
 
     def _track(self, clip: Clip) -> np.ndarray:
         key = str(clip.audio_path)
@@ -133,12 +134,7 @@ class DiffusionSampler:
         return seg, y[start:start + n]
 
     def clip_ids(self, step: int) -> np.ndarray:
-        epoch, k = divmod(int(step), self.batches_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.clips)) if self.augment else np.arange(len(self.clips))
-        ids = order[k * self.batch_size:(k + 1) * self.batch_size]
-        if len(ids) < self.batch_size:
-            ids = np.concatenate([ids, order[: self.batch_size - len(ids)]])
-        return ids
+        return batching.batch_ids(self.seed, step, len(self.clips), self.batch_size, self.augment)
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, 2, int(step)])

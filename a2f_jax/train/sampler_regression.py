@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from a2f_jax.train import batching
 from a2f_jax.train.dataset import TrainingData
 from a2f_jax.train.phonemes import EDGE_SECONDS, FEATURE_FPS, track_key
 
@@ -173,21 +174,11 @@ class RegressionSampler:
 
     @property
     def batches_per_epoch(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return batching.batches_per_epoch(self.num_samples, self.batch_size)
 
     def sample_ids(self, step: int) -> np.ndarray:
-        """Global sample indices of batch `step`: a fresh permutation per epoch; the last batch of an
-        epoch is filled up from the start of the same permutation so every batch has a static shape."""
-        epoch, k = divmod(int(step), self.batches_per_epoch)
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
-                 if self.shuffle else np.arange(self.num_samples))
-        ids = order[k * self.batch_size:(k + 1) * self.batch_size]
-        if len(ids) < self.batch_size:
-            ids = np.concatenate([ids, order[: self.batch_size - len(ids)]])
-        return ids
-
-    def epoch_of(self, step: int) -> int:
-        return int(step) // self.batches_per_epoch
+        """Global sample indices of batch `step` (see `batching.batch_ids`)."""
+        return batching.batch_ids(self.seed, step, self.num_samples, self.batch_size, self.shuffle)
 
     def batch_index(self, step: int, ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Host-side index arrays of one batch (small; see `gather_batch`)."""

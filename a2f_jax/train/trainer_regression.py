@@ -20,7 +20,7 @@ from a2f_jax.errors import ConfigError, describe
 from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.models import emotion_db as emo_db_lib
 from a2f_jax.train import lifecycle, losses, optim, regression_model, sharding
-from a2f_jax.train.dataset import TrainingData, build_clips, load_training_data
+from a2f_jax.train.dataset import TrainingData, build_clips, emotion_vector, load_training_data
 from a2f_jax.train.loop import LoopSettings
 from a2f_jax.train.sampler_regression import RegressionSampler, gather_batch
 
@@ -261,16 +261,14 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
 def _network_info(setup: RegressionSetup) -> dict:
     tcfg, data = setup.configs.train, setup.data
     art = data.artifacts[data.actors[0]]
-    default = data.explicit_emotions and setup.configs.train.get("DEFAULT_SHOT_EMOTION_NAME", "neutral")
-    from a2f_jax.train.dataset import emotion_vector
-
+    default = emotion_vector(tcfg.get("DEFAULT_SHOT_EMOTION_NAME", "neutral"), data.explicit_emotions)
     return {
         "id": {"type": "regression", "actor": data.actors[0] if len(data.actors) == 1 else "multi",
                "version": str(tcfg.get("NETWORK_VERSION", "0.1")), "output": "geometry"},
         "params": {
             "implicit_emotion_len": int(tcfg.NETWORK_HYPER_PARAMS.get("implicit_emotion_len", 16)),
             "explicit_emotions": list(data.explicit_emotions),
-            "default_emotion": [float(v) for v in emotion_vector(default or "", data.explicit_emotions)],
+            "default_emotion": [float(v) for v in default],
             "identities": list(data.actors),
             "num_shapes_skin": art.num_skin_coeffs, "num_verts_skin": int(art.skin_mean.shape[0]),
             "num_shapes_tongue": art.num_tongue_coeffs, "num_verts_tongue": int(art.tongue_mean.shape[0]),
