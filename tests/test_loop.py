@@ -124,6 +124,23 @@ def test_accumulation_sum_or_mean(reduction, factor):
     np.testing.assert_allclose(np.asarray(u), -2.5 * factor)
 
 
+def test_accumulation_apply_matches_update_and_skips_between_emits():
+    opt = optim.accumulate(optax.adam(0.1), 3, "sum")
+    p_u = p_a = {"w": jnp.arange(3.0)}
+    s_u = s_a = opt.init(p_u)
+    apply = jax.jit(lambda g, s, p: optim.apply_gradients(opt, g, s, p))
+    for k in range(6):
+        g = {"w": jnp.asarray([1.0, -2.0, 0.5]) * (k + 1)}
+        u, s_u = opt.update(g, s_u, p_u)
+        p_u = optax.apply_updates(p_u, u)
+        before = np.asarray(p_a["w"])
+        p_a, s_a = apply(g, s_a, p_a)
+        np.testing.assert_allclose(np.asarray(p_a["w"]), np.asarray(p_u["w"]), rtol=1e-6)
+        changed = not np.array_equal(np.asarray(p_a["w"]), before)
+        assert changed == (k % 3 == 2)  # the inner Adam runs on every third micro-step only
+    assert int(s_a.inner[0].count) == 2  # two Adam updates in six micro-steps
+
+
 def test_frozen_label_gets_no_update_and_no_state():
     params = {"emo_db": jnp.ones(3), "net": {"w2v": {"k": jnp.ones(2)}, "head": jnp.ones(2)}}
     labels = {"emo_db": "emo", "net": {"w2v": {"k": "frozen"}, "head": "net"}}

@@ -9,8 +9,9 @@ Diffusion (spec §5.2): Adam with timm's per-epoch warm-up + cosine schedule, st
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,13 +60,76 @@ def diffusion_schedule(lr: float, num_epochs: int, updates_per_epoch: int, **kw:
     return schedule
 
 
-def accumulate(inner: optax.GradientTransformation, every: int, reduction: str = "sum") -> optax.GradientTransformation:
+class AccumulationState(NamedTuple):
+    mini_step: jax.Array  # micro-steps summed into `acc` so far (int32 scalar)
+    acc: Any  # running sum of the micro-step gradients
+    inner: Any  # the wrapped optimizer's state
+
+
+@dataclasses.dataclass(frozen=True)
+class Accumulate:
+    """Gradient accumulation over `every` micro-steps; the wrapped optimizer runs once per `every`.
+
+    Unlike `optax.MultiSteps`, which evaluates the inner update on every micro-step and keeps or drops
+    its result with a select (a full Adam pass over all parameters each time), the inner update here
+    runs under `lax.cond`, so the other micro-steps only add their gradients. `apply` also skips the
+    parameter write on those steps; `update` is the optax interface (zero updates between emits).
+    """
+
+    inner: optax.GradientTransformation
+    every: int
+    scale: float  # on the summed gradients: 1 ("sum", the original) or 1/every ("mean")
+
+    def init(self, params: Any) -> AccumulationState:
+        return AccumulationState(jnp.zeros((), jnp.int32), jax.tree_util.tree_map(jnp.zeros_like, params), self.inner.init(params))
+
+    def _emit(self, acc: Any, inner: Any, params: Any) -> tuple[Any, Any]:
+        grads = acc if self.scale == 1.0 else jax.tree_util.tree_map(lambda g: g * self.scale, acc)
+        return self.inner.update(grads, inner, params)
+
+    def _next(self, grads: Any, state: AccumulationState) -> tuple[jax.Array, Any]:
+        acc = jax.tree_util.tree_map(jnp.add, state.acc, grads)
+        return state.mini_step == self.every - 1, acc
+
+    def update(self, grads: Any, state: AccumulationState, params: Any = None) -> tuple[Any, AccumulationState]:
+        emit, acc = self._next(grads, state)
+        zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)  # noqa: E731
+
+        def do(acc: Any, inner: Any) -> tuple[Any, AccumulationState]:
+            updates, inner = self._emit(acc, inner, params)
+            return updates, AccumulationState(jnp.zeros((), jnp.int32), zeros(acc), inner)
+
+        def wait(acc: Any, inner: Any) -> tuple[Any, AccumulationState]:
+            return zeros(grads), AccumulationState(state.mini_step + 1, acc, inner)
+
+        return jax.lax.cond(emit, do, wait, acc, state.inner)
+
+    def apply(self, grads: Any, state: AccumulationState, params: Any) -> tuple[Any, AccumulationState]:
+        emit, acc = self._next(grads, state)
+
+        def do(acc: Any, inner: Any, params: Any) -> tuple[Any, AccumulationState]:
+            updates, inner = self._emit(acc, inner, params)
+            zeros = jax.tree_util.tree_map(jnp.zeros_like, acc)
+            return optax.apply_updates(params, updates), AccumulationState(jnp.zeros((), jnp.int32), zeros, inner)
+
+        def wait(acc: Any, inner: Any, params: Any) -> tuple[Any, AccumulationState]:
+            return params, AccumulationState(state.mini_step + 1, acc, inner)
+
+        return jax.lax.cond(emit, do, wait, acc, state.inner, params)
+
+
+def accumulate(inner: optax.GradientTransformation, every: int, reduction: str = "sum") -> Any:
     """Gradient accumulation over `every` micro-steps; "sum" as the original (it never divides), or "mean"."""
     if every <= 1:
         return inner
     if reduction not in ("sum", "mean"):
         raise ValueError(f"GRAD_ACCUM_REDUCTION: expected 'sum' or 'mean', found {reduction!r}")
-    if reduction == "sum":
-        # MultiSteps averages; scaling by `every` first turns its mean into the original's sum.
-        inner = optax.chain(optax.scale(float(every)), inner)
-    return optax.MultiSteps(inner, every_k_schedule=every)
+    return Accumulate(inner, int(every), 1.0 if reduction == "sum" else 1.0 / every)
+
+
+def apply_gradients(opt: Any, grads: Any, opt_state: Any, params: Any) -> tuple[Any, Any]:
+    """(new params, new optimizer state) for one (micro-)step; accumulation skips the parameter pass between emits."""
+    if isinstance(opt, Accumulate):
+        return opt.apply(grads, opt_state, params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state

@@ -131,9 +131,10 @@ def make_optimizer(setup: DiffusionSetup, params: Any, batches_per_epoch: int) -
     accum = int(tcfg.get("GRADIENT_ACCUMULATION_STEPS", 1))
     updates_per_epoch = max(-(-batches_per_epoch // accum), 1)
     schedule = optim.diffusion_schedule(float(tcfg.LEARNING_RATE), int(tcfg.NUM_EPOCHS), updates_per_epoch)
-    inner = optim.accumulate(optax.adam(schedule), accum, tcfg.get("GRAD_ACCUM_REDUCTION", "sum"))
     labels = freeze.param_labels(params, dnet.frozen_param_predicate())
-    return freeze.with_frozen(inner, labels), schedule, updates_per_epoch
+    # Accumulation outermost: between optimizer updates a micro-step only adds its gradients.
+    opt = optim.accumulate(freeze.with_frozen(optax.adam(schedule), labels), accum, tcfg.get("GRAD_ACCUM_REDUCTION", "sum"))
+    return opt, schedule, updates_per_epoch
 
 
 def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, seed: int):
@@ -166,8 +167,7 @@ def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, se
             return total, {f"losses/{n}": jnp.mean(v) for n, v in terms.items() if n != "total"}
 
         (total, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = opt.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params, opt_state = optim.apply_gradients(opt, grads, state["opt_state"], state["params"])
         metrics = dict(terms)
         metrics["loss"] = total
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics

@@ -154,8 +154,7 @@ def make_train_step(setup: RegressionSetup, opt: optax.GradientTransformation, s
             return total, terms
 
         (total, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = opt.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params, opt_state = optim.apply_gradients(opt, grads, state["opt_state"], state["params"])
         new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state,
                      "norm": losses.next_normalizer_state(state["norm"], terms)}
         metrics = dict(terms)
