@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
+from a2f_jax.models.fast_random import Dropout
 
 _SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert")
 
@@ -314,7 +315,7 @@ class FeatureProjection(nn.Module):
             x = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x)
         init = _torch_linear_uniform(x.shape[-1])
         x = nn.Dense(cfg.hidden_size, kernel_init=init, bias_init=init, name="projection")(x)
-        return nn.Dropout(cfg.feat_proj_dropout)(x, deterministic=not train)
+        return Dropout(cfg.feat_proj_dropout)(x, deterministic=not train)
 
 
 class PositionalConvEmbedding(nn.Module):
@@ -336,11 +337,12 @@ class PositionalConvEmbedding(nn.Module):
         v = self.param("weight_v", nn.initializers.normal(std), (k, cg, h))
         g = self.param("weight_g", lambda key, shape: jnp.sqrt(jnp.sum(jnp.square(v), axis=(1, 2))), (k,))
         bias = self.param("bias", nn.initializers.zeros, (h,))
-        w = v * (g / jnp.sqrt(jnp.sum(jnp.square(v), axis=(1, 2))))[:, None, None]
         t = x.shape[1]
         centre = k // 2
         lo, hi = max(0, centre - (t - 1)), min(k - 1, centre + (t - 1))
-        w = w[lo : hi + 1]
+        # The norm is per tap, so cropping first gives the same weights without touching the unused taps.
+        v, g = v[lo : hi + 1], g[lo : hi + 1]
+        w = v * (g / jnp.sqrt(jnp.sum(jnp.square(v), axis=(1, 2))))[:, None, None]
         pad_left = centre - lo
         pad_right = (hi - lo) - pad_left
         y = jax.lax.conv_general_dilated(
@@ -368,7 +370,7 @@ class SelfAttention(nn.Module):
         if frame_mask is not None:  # padded keys get no attention
             logits = jnp.where(frame_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
         probs = jax.nn.softmax(logits, axis=-1)
-        probs = nn.Dropout(cfg.attention_dropout)(probs, deterministic=not train)
+        probs = Dropout(cfg.attention_dropout)(probs, deterministic=not train)
         out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(b, t, h)
         return dense("out_proj")(out)
 
@@ -381,9 +383,9 @@ class FeedForward(nn.Module):
         cfg = self.cfg
         init = nn.initializers.normal(cfg.initializer_range)
         y = _gelu(nn.Dense(cfg.intermediate_size, kernel_init=init, name="intermediate_dense")(x))
-        y = nn.Dropout(cfg.activation_dropout)(y, deterministic=not train)
+        y = Dropout(cfg.activation_dropout)(y, deterministic=not train)
         y = nn.Dense(cfg.hidden_size, kernel_init=init, name="output_dense")(y)
-        return nn.Dropout(cfg.hidden_dropout)(y, deterministic=not train)
+        return Dropout(cfg.hidden_dropout)(y, deterministic=not train)
 
 
 class EncoderLayer(nn.Module):
@@ -395,7 +397,7 @@ class EncoderLayer(nn.Module):
     def __call__(self, x: jax.Array, train: bool, frame_mask: jax.Array | None = None) -> jax.Array:
         cfg = self.cfg
         a = SelfAttention(cfg, name="attention")(x, train, frame_mask)
-        a = nn.Dropout(cfg.hidden_dropout)(a, deterministic=not train)
+        a = Dropout(cfg.hidden_dropout)(a, deterministic=not train)
         h = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x + a)
         h = h + FeedForward(cfg, name="feed_forward")(h, train)
         return _LayerNorm(cfg.layer_norm_eps, name="final_layer_norm")(h)
@@ -414,7 +416,7 @@ class Encoder(nn.Module):
             x = jnp.where(frame_mask[:, :, None], x, 0.0)
         x = x + PositionalConvEmbedding(cfg, name="pos_conv_embed")(x)
         x = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x)
-        x = nn.Dropout(cfg.hidden_dropout)(x, deterministic=not train)
+        x = Dropout(cfg.hidden_dropout)(x, deterministic=not train)
         states = [x]
         for i in range(self.num_layers):
             y = EncoderLayer(cfg, name=f"layers_{i}")(x, train, frame_mask)

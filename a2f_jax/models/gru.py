@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from a2f_jax.models.fast_random import Dropout
+
 
 def torch_uniform(bound: float) -> nn.initializers.Initializer:
     """U(−bound, bound), PyTorch's default for RNN weights and biases (bound = 1/√H)."""
@@ -108,6 +110,6 @@ class TorchGRU(nn.Module):
             out, h_last = gru_layer(layer_in, h0[k], w_ih, w_hh, b_ih, b_hh, mask, self.unroll)
             finals.append(h_last)
             if k < self.num_layers - 1 and self.dropout > 0.0:
-                out = nn.Dropout(self.dropout, deterministic=not train)(out)
+                out = Dropout(self.dropout)(out, deterministic=not train)
             layer_in = out
         return layer_in, jnp.stack(finals, axis=0)

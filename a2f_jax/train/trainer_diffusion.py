@@ -20,6 +20,7 @@ import optax
 from a2f_jax.errors import ConfigError, describe
 from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.models import diffusion_rnn as dnet
+from a2f_jax.models import fast_random
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.train import losses_diffusion as dl
 from a2f_jax.train import lifecycle, optim, sharding
@@ -151,7 +152,7 @@ def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, se
         k_t, k_noise, k_drop, k_mask = jax.random.split(rng, 4)
         y = batch["y"]
         k = dl.sample_timesteps(k_t, y.shape[0], diffusion.num_timesteps)
-        noise = jax.random.normal(k_noise, y.shape, y.dtype)
+        noise = fast_random.normal(k_noise, y.shape).astype(y.dtype)  # = jax.random.normal, bit for bit
         mask = batch["mask"] if padded else None
         audio_len = batch["audio_len"] if padded else None
 

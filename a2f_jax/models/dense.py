@@ -1,0 +1,58 @@
+"""`x @ kernel + bias` with a hand-written backward pass, for layers with very wide inputs or outputs.
+
+The diffusion network's geometry layers map 72,006 skin channels to 512 and back. Under plain autodiff,
+XLA's CPU backend computes their bias gradient as a column reduction over [frames, 72006] (about 50x
+slower than the same sum written as a ones-vector matmul) and lays the output cotangent out transposed
+for the kernel gradient (a strided copy that cost more than the matmul itself at 600 frames). The
+backward here writes every product as a row-major matmul. Values and gradients are those of autodiff.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+@jax.custom_vjp
+def dense(x: Array, kernel: Array, bias: Array) -> Array:
+    """[..., I] @ [I, O] + [O] → [..., O]."""
+    return jnp.dot(x, kernel) + bias
+
+
+def _dense_fwd(x: Array, kernel: Array, bias: Array) -> tuple[Array, tuple[Array, Array]]:
+    return dense(x, kernel, bias), (x, kernel)
+
+
+def _dense_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array, Array]:
+    x, kernel = res
+    x2 = x.reshape(-1, x.shape[-1])
+    g2 = g.reshape(-1, g.shape[-1])
+    dx = jnp.dot(g, kernel.T)
+    dkernel = jnp.dot(x2.T, g2)
+    dbias = jnp.dot(jnp.ones((1, g2.shape[0]), g2.dtype), g2)[0]
+    return dx, dkernel, dbias
+
+
+dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+@jax.custom_vjp
+def dense_nobias(x: Array, kernel: Array) -> Array:
+    """[..., I] @ [I, O] → [..., O], with the same backward formulation as `dense`."""
+    return jnp.dot(x, kernel)
+
+
+def _nobias_fwd(x: Array, kernel: Array) -> tuple[Array, tuple[Array, Array]]:
+    return dense_nobias(x, kernel), (x, kernel)
+
+
+def _nobias_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
+    x, kernel = res
+    return jnp.dot(g, kernel.T), jnp.dot(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+
+
+dense_nobias.defvjp(_nobias_fwd, _nobias_bwd)
+
+__all__ = ["dense", "dense_nobias"]
