@@ -74,12 +74,16 @@ def _train_iteration(frames: int, batch: int, quick: bool) -> dict:
     consts = jax.device_put(setup.consts)
     batch_dev = jax.device_put(arrays)
     holder = {"state": state}
+    c0, t0 = time.process_time(), time.perf_counter()
+    compiled = step.lower(state, consts, batch_dev).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0  # XLA's count; a while body (the GRU) counts once
 
     def run() -> None:
-        holder["state"], metrics = step(holder["state"], consts, batch_dev)
+        holder["state"], metrics = compiled(holder["state"], consts, batch_dev)
         jax.block_until_ready(metrics["loss"])
 
-    c0, t0 = time.process_time(), time.perf_counter()
     run()
     first_s, first_cpu = time.perf_counter() - t0, time.process_time() - c0
     # With GRADIENT_ACCUMULATION_STEPS = K (4, the original's), Adam runs on one micro-step in K: an iteration's
@@ -99,12 +103,13 @@ def _train_iteration(frames: int, batch: int, quick: bool) -> dict:
     return {
         "frames": frames, "batch": batch, "skin_dim": setup.net_cfg.skin_dim, "tongue_dim": setup.net_cfg.tongue_dim,
         "params": int(sum(x.size for x in jax.tree_util.tree_leaves(params))),
-        "init_s": round(init_s, 2), "first_call_s": round(first_s, 2), "first_call_cpu_s": round(first_cpu, 2),
+        "init_s": round(init_s, 2), "first_call_s": round(first_s, 2), "first_call_cpu_s": round(first_cpu, 2),  # compile + one step
         "gradient_accumulation_steps": accum, "best_s": round(best, 3), "mean_s": round(sum(per_cycle) / cycles, 3),
         "micro_step_s": {"min": round(min(per_step), 3), "max": round(max(per_step), 3)},
         "cpu_s_per_iter": round(cpu_s, 3),
         "frames_per_s": round(frames * batch / best, 1),
-        "loss_finite": bool(np.isfinite(float(jax.device_get(step(holder["state"], consts, batch_dev)[1]["loss"])))),
+        "gflop_per_iter": round(flops / 1e9, 1), "achieved_gflops": round(flops / best / 1e9, 1),
+        "loss_finite": bool(np.isfinite(float(jax.device_get(compiled(holder["state"], consts, batch_dev)[1]["loss"])))),
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
     }
 

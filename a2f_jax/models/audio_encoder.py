@@ -221,6 +221,36 @@ def _torch_linear_uniform(fan_in: int) -> nn.initializers.Initializer:
     return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
+# Below this many input rows (batch x frames) the Winograd form of the k=3, stride-2 convs is faster on CPU
+# (a one-frame inference); above it XLA's convolution wins.
+_WINOGRAD_MAX_ROWS = 4096
+
+
+def _small_static(dims: tuple, limit: int) -> bool:
+    """True for concrete dims whose product is at most `limit` (symbolic export dims keep the plain conv)."""
+    return all(isinstance(d, int) for d in dims) and math.prod(dims) <= limit
+
+
+def _conv_k3s2_winograd(x: jax.Array, w: jax.Array) -> jax.Array:
+    """VALID conv, kernel 3, stride 2, NWC/WIO, with 5 channel matmuls per 2 outputs instead of 6.
+
+    Split x into even e[t] = x[2t] and odd o[t] = x[2t+1]: y[t] = w0 e[t] + w2 e[t+1] + w1 o[t]. The even part
+    is a 2-tap stride-1 filter; Winograd F(2,2) gives two outputs from three products,
+    m1 = (e0 - e1) w0, m2 = e1 (w0 + w2), m3 = (e2 - e1) w2, y0 = m1 + m2, y1 = m2 + m3 (only sums of inputs,
+    so the result is within float32 rounding of the direct conv).
+    """
+    b, n, _ = x.shape
+    t = (n - 3) // 2 + 1
+    p = (t + 1) // 2
+    need = 4 * p + 1
+    x = jnp.pad(x, ((0, 0), (0, max(need - n, 0)), (0, 0)))[:, :need]
+    e, o = x[:, 0::2], x[:, 1::2]
+    e0, e1, e2 = e[:, 0 : 2 * p : 2], e[:, 1 : 2 * p : 2], e[:, 2 : 2 * p + 1 : 2]
+    m2 = e1 @ (w[0] + w[2])
+    even = jnp.stack([(e0 - e1) @ w[0] + m2, m2 + (e2 - e1) @ w[2]], axis=2).reshape(b, 2 * p, -1)
+    return (even + o @ w[1])[:, :t]
+
+
 class _ConvLayer(nn.Module):
     """One feature-encoder conv (NWC layout), optional norm, GELU. Kernel [K, Cin, Cout]."""
 
@@ -248,6 +278,8 @@ class _ConvLayer(nn.Module):
                     self.param("bias", nn.initializers.zeros, (self.features,))  # removed by the mean subtraction
                 return _gelu(self._folded_group_norm(patches, kernel[:, 0, :], valid))
             y = patches @ kernel[:, 0, :]
+        elif self.kernel == 3 and self.stride == 2 and _small_static(x.shape[:2], _WINOGRAD_MAX_ROWS):
+            y = _conv_k3s2_winograd(x, kernel)
         else:
             y = jax.lax.conv_general_dilated(
                 x, kernel, window_strides=(self.stride,), padding="VALID", dimension_numbers=("NWC", "WIO", "NWC")
