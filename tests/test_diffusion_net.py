@@ -174,6 +174,34 @@ def test_padded_batch_equals_unpadded_items_loss_and_gradients(model):
         assert not np.any(np.asarray(gh)[b, n50:])
 
 
+def test_padded_batch_from_audio_equals_unpadded_items(model):
+    """The whole network, HuBERT included: a right-padded batch with mask + audio lengths gives each item's
+    unpadded output on its real frames (the encoder ignores the padding, the GRU keeps its state)."""
+    cfg, net, params = model
+    params = _randomize_heads(params, seed=9)
+    rng = np.random.default_rng(10)
+    lengths, samples = [12, 8], [3200, 2134]
+    T, N = max(lengths), max(samples)
+    audio_p = np.zeros((2, N), np.float32)
+    x_p = np.full((2, T, cfg.output_dim), 3.0, np.float32)
+    mask = np.zeros((2, T), np.float32)
+    t, actor, emo = jnp.array([5, 17]), jnp.eye(2), jnp.asarray(rng.uniform(size=(2, 3)).astype(np.float32))
+    fwd = jax.jit(net.apply)
+    singles = []
+    for b in range(2):
+        a = rng.standard_normal(samples[b]).astype(np.float32)
+        x = rng.standard_normal((lengths[b], cfg.output_dim)).astype(np.float32)
+        audio_p[b, : samples[b]], x_p[b, : lengths[b]], mask[b, : lengths[b]] = a, x, 1.0
+        singles.append(np.asarray(fwd({"params": params}, x[None], t[b : b + 1], a[None], actor[b : b + 1], emo[b : b + 1]))[0])
+    batch = np.asarray(fwd({"params": params}, jnp.asarray(x_p), t, jnp.asarray(audio_p), actor, emo, jnp.asarray(mask),
+                           jnp.asarray(samples)))
+    for b in range(2):
+        np.testing.assert_allclose(batch[b, : lengths[b]], singles[b], rtol=2e-4, atol=2e-5)
+    # Without the lengths the shorter item's encoder sees the zero padding, and its frames change.
+    blind = np.asarray(fwd({"params": params}, jnp.asarray(x_p), t, jnp.asarray(audio_p), actor, emo, jnp.asarray(mask)))
+    assert not np.allclose(blind[1, : lengths[1]], singles[1], rtol=2e-4, atol=2e-5)
+
+
 def test_call_equals_encode_condition_denoise_and_audio_lengths(model):
     cfg, net, params = model
     params = _randomize_heads(params, seed=5)

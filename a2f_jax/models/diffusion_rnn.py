@@ -408,9 +408,13 @@ class DiffusionRNN(nn.Module):
 
     # -- audio path --------------------------------------------------------------------------------------
 
-    def encode(self, audio: Array, *, train: bool = False) -> Array:
-        """audio [B, N] raw 16 kHz → HuBERT last hidden state [B, T50, H] (train: dropout/LayerDrop/SpecAugment)."""
-        return self.audio_model(audio, train=train).last_hidden_state
+    def encode(self, audio: Array, *, train: bool = False, lengths: Array | None = None) -> Array:
+        """audio [B, N] raw 16 kHz → HuBERT last hidden state [B, T50, H] (train: dropout/LayerDrop/SpecAugment).
+
+        `lengths` [B]: real samples of each right-padded row; the encoder then ignores the padding (group norm,
+        positional conv, attention, SpecAugment), so a row's real frames equal those of the unpadded clip.
+        """
+        return self.audio_model(audio, train=train, lengths=lengths).last_hidden_state
 
     def condition(self, hidden: Array, num_frames: int, mask: Array | None = None,
                   feature_lengths: Array | None = None) -> Array:
@@ -495,10 +499,10 @@ class DiffusionRNN(nn.Module):
     ) -> Array:
         """x̂0 [B, T, C]. mask [B, T] (1 = real frame), audio_lengths [B] real samples of each item.
 
-        For right-padded batches pass both: the mask keeps the GRU state on padded frames and the lengths
-        align each item's own encoder frames to its own frame count. The encoder still sees the padded audio.
+        For right-padded batches pass both: the mask keeps the GRU state on padded frames; the lengths keep the
+        padding out of the encoder and align each item's own encoder frames to its own frame count.
         """
-        hidden = self.encode(audio, train=train)
+        hidden = self.encode(audio, train=train, lengths=audio_lengths)
         feat_lengths = None if audio_lengths is None else encoder_frame_counts(self.cfg.encoder, audio_lengths)
         tokens = self.condition(hidden, x_t.shape[1], mask, feat_lengths)
         pred, _ = self.denoise(x_t, t, tokens, actor_vec, emotion_vec, None, mask, train=train)
@@ -608,15 +612,25 @@ def sample_offline(
     *,
     skip_steps: int = 0,
     use_ddim: bool = False,
+    audio_lengths: Array | None = None,
+    frame_lengths: Array | None = None,
 ) -> Array:
     """Offline inference over a whole clip: T = noise.shape[2] frames, zero initial GRU state at every step.
 
     DDPM: noise [B, K + 1, T, C] (x_K = noise[:, −1], step k uses noise[:, k]). DDIM (η = 0): noise [B, T, C] is x_K.
+    A clip right-padded to a fixed length (one compiled program for many clips) passes its real `audio_lengths`
+    [B] samples and `frame_lengths` [B] frames: its real frames then equal those of the unpadded clip (the GRU
+    is causal; the encoder ignores the padding).
     """
     variables = {"params": params}
     frames = noise.shape[-2]
-    hidden = net.apply(variables, audio, method=DiffusionRNN.encode)
-    tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
+    hidden = net.apply(variables, audio, method=DiffusionRNN.encode, lengths=audio_lengths)
+    if audio_lengths is None or frame_lengths is None:
+        tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
+    else:
+        mask = jnp.arange(frames)[None, :] < jnp.asarray(frame_lengths)[:, None]
+        feat = encoder_frame_counts(net.cfg.encoder, audio_lengths)
+        tokens = net.apply(variables, hidden, frames, mask, feat, method=DiffusionRNN.condition)
 
     def denoise_fn(x: Array, t: Array, slot: int, carry: Any) -> tuple[Array, Any]:
         pred, _ = net.apply(variables, x, t, tokens, actor_vec, emotion_vec, method=DiffusionRNN.denoise)

@@ -178,7 +178,8 @@ def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, se
 
 def predict_clip(setup: DiffusionSetup, params: Any, audio: np.ndarray, frames: int, actor: int, emotion: np.ndarray,
                  respacing: Any = "2", seed: int = 0, bucket: list[int] | None = None) -> np.ndarray:
-    """Offline sampling of one clip → rescaled predictions [frames, C] (padded to a bucket, the GRU is causal)."""
+    """Offline sampling of one clip → rescaled predictions [frames, C]: padded to a bucket (one program for many
+    clips), with the real lengths passed so the padding changes nothing (causal GRU, length-aware encoder)."""
     T = bucket_for(frames, bucket or [120, 240, 360, 600, 1200, 2400])
     fps = setup.net_cfg.target_fps
     n = int(round(T / fps * 16000))
@@ -188,7 +189,8 @@ def predict_clip(setup: DiffusionSetup, params: Any, audio: np.ndarray, frames: 
     noise = np.random.default_rng(seed).standard_normal((1, diff.num_timesteps + 1, T, setup.net_cfg.output_dim)).astype(np.float32)
     actor_vec = np.eye(setup.net_cfg.num_actors, dtype=np.float32)[actor][None]
     fn = _offline_fn(setup.net, diff)
-    out = fn(params, jnp.asarray(a), jnp.asarray(actor_vec), jnp.asarray(emotion[None]), jnp.asarray(noise))
+    lengths = (np.asarray([min(len(audio), n)], np.int32), np.asarray([frames], np.int32))
+    out = fn(params, jnp.asarray(a), jnp.asarray(actor_vec), jnp.asarray(emotion[None]), jnp.asarray(noise), *lengths)
     return np.asarray(out)[0, :frames]
 
 
@@ -198,7 +200,8 @@ _OFFLINE_CACHE: dict = {}
 def _offline_fn(net: Any, diff: Any):
     key = (id(net), tuple(diff.timestep_map.tolist()))
     if key not in _OFFLINE_CACHE:
-        _OFFLINE_CACHE[key] = jax.jit(lambda p, a, ac, e, nz: dnet.sample_offline(net, p, diff, a, ac, e, nz))
+        _OFFLINE_CACHE[key] = jax.jit(lambda p, a, ac, e, nz, al, fl: dnet.sample_offline(
+            net, p, diff, a, ac, e, nz, audio_lengths=al, frame_lengths=fl))
     return _OFFLINE_CACHE[key]
 
 

@@ -55,6 +55,9 @@ def get_config() -> dict:
             "num_attention_heads": 4,
             "intermediate_size": 128,
             "conv_dim": (32, 32, 32, 32, 32, 32, 32),
+            # SpecAugment spans of 5 frames (HuBERT base: 10): the encoder sees only each subsegment's real
+            # frames, and 2 spans of 10 would hide up to 80 % of a 0.5 s subsegment.
+            "mask_time_length": 5,
         },
         # A small network for a CPU demo; hubert_feature_dim must equal the encoder's hidden size at 60 fps.
         "NETWORK_HYPER_PARAMS": {
