@@ -15,6 +15,8 @@ import pytest
 from a2f_jax import config
 from a2f_jax.train import trainer_diffusion as T
 
+from synth_workspace import synthetic_workspace
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "synthetic-diffusion"
 # One compiled program for every step: batch 2, subsegments of 30..60 frames, a single 60-frame bucket.
@@ -24,21 +26,8 @@ SMALL = ["train.BATCH_SIZE=2", "train.SUBSEGMENT_MIN_FRAME=30", "train.SUBSEGMEN
 @pytest.fixture(scope="module")
 def synth_env(tmp_path_factory):
     """A synthetic dataset and its preprocessing run, shared by the tests of this module."""
-    from a2f_jax.data import synthetic
-    from a2f_jax.preproc import run as preproc_run
-
-    base = tmp_path_factory.mktemp("synth")
-    env = {"A2F_DATASETS_ROOT": str(base / "datasets"), "A2F_WORKSPACE_ROOT": str(base / "workspace")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    synthetic.generate(base / "datasets" / "a2f-synthetic", seed=0)
-    preproc_run(config.load(CONFIG), "synth")
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with synthetic_workspace(tmp_path_factory.mktemp("synth"), CONFIG) as env:
+        yield env
 
 
 def _configs(*overrides):

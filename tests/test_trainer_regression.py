@@ -14,27 +14,16 @@ import pytest
 from a2f_jax import config
 from a2f_jax.train import trainer_regression as T
 
+from synth_workspace import synthetic_workspace
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def synth_env(tmp_path_factory):
     """A synthetic dataset and its preprocessing run, shared by the tests of this module."""
-    from a2f_jax.data import synthetic
-    from a2f_jax.preproc import run as preproc_run
-
-    base = tmp_path_factory.mktemp("synth")
-    env = {"A2F_DATASETS_ROOT": str(base / "datasets"), "A2F_WORKSPACE_ROOT": str(base / "workspace")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    synthetic.generate(base / "datasets" / "a2f-synthetic", seed=0)
-    preproc_run(config.load(ROOT / "configs" / "synthetic-regression"), "synth")
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with synthetic_workspace(tmp_path_factory.mktemp("synth"), ROOT / "configs" / "synthetic-regression") as env:
+        yield env
 
 
 def _configs(*overrides):

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 import resource
 import time
-from typing import Callable
+from typing import Any, Callable
 
 BenchFn = Callable[[bool], dict]
 
@@ -44,3 +44,37 @@ def timeit(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> dict:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def compiled_flops(compiled: Any) -> float:
+    """XLA's FLOP count of a compiled executable (0 where the backend reports none); a while body counts once."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
+def random_diffusion_net(quick: bool, emotions: int = 10) -> tuple[Any, Any]:
+    """(DiffusionRNN, params) with random weights, one actor: base size (HuBERT base, skin 24,002 / tongue 5,602
+    vertices, GRU 256) or, with `quick`, a tiny network (50 / 10 vertices, width 16)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from a2f_jax.models import diffusion_rnn as dr
+    from a2f_jax.models.audio_encoder import EncoderConfig
+
+    if quick:
+        vs, vt = 50, 10
+        enc = EncoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+        extra = dict(hubert_feature_dim=16, feature_dim=16, gru_feature_dim=16)
+    else:
+        vs, vt, enc, extra = 24002, 5602, EncoderConfig(), {}
+    cfg = dr.DiffusionNetConfig(skin_dim=3 * vs, tongue_dim=3 * vt, num_actors=1, num_emotions=emotions, encoder=enc, **extra)
+    rng = np.random.default_rng(0)
+    consts = dr.ActorConstants(0.1 * rng.standard_normal((1, cfg.output_dim)).astype(np.float32),
+                               scale_skin=[1.0], scale_tongue=[1.0], scale_jaw=[1.0], scale_eye=[1.0])
+    net = dr.DiffusionRNN(cfg, consts)
+    params = jax.jit(net.init)({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 60, cfg.output_dim)), jnp.array([0]),
+                               jnp.zeros((1, 16000)), jnp.ones((1, 1)), jnp.zeros((1, emotions)))["params"]
+    return net, params

@@ -76,30 +76,16 @@ def _regression(quick: bool) -> dict:
 
 
 def _diffusion(quick: bool) -> dict:
-    import jax
-    import jax.numpy as jnp
-
-    from a2f_jax.models import diffusion_rnn as dr
+    from a2f_jax.benchmarks import random_diffusion_net
     from a2f_jax.models import gaussian_diffusion as gd
-    from a2f_jax.models.audio_encoder import EncoderConfig
     from export import contract as C
     from export.onnx_diffusion import export_diffusion
 
-    if quick:
-        vs, vt, hid = 50, 10, 16
-        enc = EncoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-        extra = dict(hubert_feature_dim=16, feature_dim=16, gru_feature_dim=hid)
-    else:
-        vs, vt, hid, enc, extra = 24002, 5602, 256, EncoderConfig(), {}
     emotions = 10
-    cfg = dr.DiffusionNetConfig(skin_dim=3 * vs, tongue_dim=3 * vt, num_actors=1, num_emotions=emotions, encoder=enc, **extra)
+    net, params = random_diffusion_net(quick, emotions)
+    cfg = net.cfg
+    vs, vt, hid = cfg.skin_dim // 3, cfg.tongue_dim // 3, cfg.gru_feature_dim
     rng = np.random.default_rng(0)
-    consts = dr.ActorConstants(0.1 * rng.standard_normal((1, cfg.output_dim)).astype(np.float32),
-                               scale_skin=[1.0], scale_tongue=[1.0], scale_jaw=[1.0], scale_eye=[1.0])
-    net = dr.DiffusionRNN(cfg, consts)
-    params = jax.jit(net.init)({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 60, cfg.output_dim)), jnp.array([0]),
-                               jnp.zeros((1, 16000)), jnp.ones((1, 1)), jnp.zeros((1, emotions)))["params"]
     diffusion = gd.create_diffusion(1000, "cosine", "2")
     info = C.diffusion_network_info(["bench"], [f"e{i}" for i in range(emotions)], [0.0] * emotions, vs, vt, gru_latent_dim=hid)
     t0 = time.perf_counter()

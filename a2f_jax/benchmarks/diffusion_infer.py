@@ -19,28 +19,11 @@ EMOTIONS = 10
 
 
 def _net(quick: bool):
-    import jax
-    import jax.numpy as jnp
+    from a2f_jax.benchmarks import random_diffusion_net
 
-    from a2f_jax.models import diffusion_rnn as dr
-    from a2f_jax.models.audio_encoder import EncoderConfig
-
-    if quick:
-        vs, vt = 50, 10
-        enc = EncoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-        extra = dict(hubert_feature_dim=16, feature_dim=16, gru_feature_dim=16)
-    else:
-        vs, vt, enc, extra = 24002, 5602, EncoderConfig(), {}
-    cfg = dr.DiffusionNetConfig(skin_dim=3 * vs, tongue_dim=3 * vt, num_actors=1, num_emotions=EMOTIONS, encoder=enc, **extra)
-    rng = np.random.default_rng(0)
-    consts = dr.ActorConstants(0.1 * rng.standard_normal((1, cfg.output_dim)).astype(np.float32),
-                               scale_skin=[1.0], scale_tongue=[1.0], scale_jaw=[1.0], scale_eye=[1.0])
-    net = dr.DiffusionRNN(cfg, consts)
-    params = jax.jit(net.init)({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 60, cfg.output_dim)), jnp.array([0]),
-                               jnp.zeros((1, 16000)), jnp.ones((1, 1)), jnp.zeros((1, EMOTIONS)))["params"]
+    net, params = random_diffusion_net(quick, EMOTIONS)
     model_def = {"actors": ["bench"], "explicit_emotions": [f"e{i}" for i in range(EMOTIONS)],
-                 "mean_geometry": consts.mean_geometry, "scales": {k: [1.0] for k in ("skin", "tongue", "jaw", "eye")},
+                 "mean_geometry": net.constants.mean_geometry, "scales": {k: [1.0] for k in ("skin", "tongue", "jaw", "eye")},
                  "translates": {"skin": [[0.0, 0.0, 0.0]], "tongue": [[0.0, 0.0, 0.0]]}}
     return net, params, model_def
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from a2f_jax.benchmarks import compiled_flops
 
 
 def _setup(frames: int, batch: int, quick: bool) -> tuple[Any, dict, Any]:
@@ -76,9 +77,7 @@ def _train_iteration(frames: int, batch: int, quick: bool) -> dict:
     holder = {"state": state}
     c0, t0 = time.process_time(), time.perf_counter()
     compiled = step.lower(state, consts, batch_dev).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) if cost else 0.0  # XLA's count; a while body (the GRU) counts once
+    flops = compiled_flops(compiled)
 
     def run() -> None:
         holder["state"], metrics = compiled(holder["state"], consts, batch_dev)

@@ -57,8 +57,10 @@ class RegressionPredictor:
         e = np.zeros(len(self.explicit_emotions), np.float32)
         if emotion is None:
             return e
-        if isinstance(emotion, str):
-            emotion = {emotion: 1.0} if emotion in self.explicit_emotions else {}
+        if isinstance(emotion, str):  # as in training: a name outside the explicit emotions is the zero vector
+            from a2f_jax.train.dataset import emotion_vector
+
+            return emotion_vector(emotion, self.explicit_emotions)
         if isinstance(emotion, dict):
             for k, v in emotion.items():
                 if k not in self.explicit_emotions:

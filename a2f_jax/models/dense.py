@@ -15,6 +15,12 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def _matmul_grads(x: Array, kernel: Array, g: Array) -> tuple[Array, Array, Array]:
+    """(dx, dkernel, g as [rows, O]) of y = x @ kernel for the output cotangent g, every product row-major."""
+    g2 = g.reshape(-1, g.shape[-1])
+    return jnp.dot(g, kernel.T), jnp.dot(x.reshape(-1, x.shape[-1]).T, g2), g2
+
+
 @jax.custom_vjp
 def dense(x: Array, kernel: Array, bias: Array) -> Array:
     """[..., I] @ [I, O] + [O] → [..., O]."""
@@ -26,13 +32,8 @@ def _dense_fwd(x: Array, kernel: Array, bias: Array) -> tuple[Array, tuple[Array
 
 
 def _dense_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array, Array]:
-    x, kernel = res
-    x2 = x.reshape(-1, x.shape[-1])
-    g2 = g.reshape(-1, g.shape[-1])
-    dx = jnp.dot(g, kernel.T)
-    dkernel = jnp.dot(x2.T, g2)
-    dbias = jnp.dot(jnp.ones((1, g2.shape[0]), g2.dtype), g2)[0]
-    return dx, dkernel, dbias
+    dx, dkernel, g2 = _matmul_grads(*res, g)
+    return dx, dkernel, jnp.dot(jnp.ones((1, g2.shape[0]), g2.dtype), g2)[0]
 
 
 dense.defvjp(_dense_fwd, _dense_bwd)
@@ -49,8 +50,7 @@ def _nobias_fwd(x: Array, kernel: Array) -> tuple[Array, tuple[Array, Array]]:
 
 
 def _nobias_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
-    x, kernel = res
-    return jnp.dot(g, kernel.T), jnp.dot(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+    return _matmul_grads(*res, g)[:2]
 
 
 dense_nobias.defvjp(_nobias_fwd, _nobias_bwd)

@@ -370,7 +370,7 @@ class DiffusionRNN(nn.Module):
 
     - `__call__(x_t, t, audio, actor_vec, emotion_vec, mask=None, audio_lengths=None, *, train)` → x̂0 [B, T, C]
       (training / offline mode, zero initial GRU state);
-    - `encode(audio, *, train)` → HuBERT last hidden state [B, T50, H];
+    - `encode(audio, *, train, lengths=None)` → HuBERT last hidden state [B, T50, H];
     - `condition(hidden, num_frames, mask=None, feature_lengths=None)` → audio tokens [B, T, F];
     - `denoise(x_t, t, audio_tokens, actor_vec, emotion_vec, h0=None, mask=None, *, crop=False, train)`
       → (x̂0 [B, T, C], GRU state [L, B, H]). With `crop=True` (streaming_stateless) the GRU consumes only the

@@ -1,4 +1,4 @@
-"""`jax.random.normal` / `uniform` for raw threefry keys, bit for bit, as one fused elementwise kernel.
+"""`jax.random.normal` / `uniform` for threefry keys, bit for bit, as one fused elementwise kernel.
 
 On CPU, JAX lowers its threefry hash as a 5-iteration `while` loop over whole arrays: every iteration
 writes the full counter arrays back to memory, and each call dispatches a few dozen small kernels. For
@@ -46,17 +46,12 @@ def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Arr
 def _threefry_data(key: Array) -> Array | None:
     """uint32[2] data of a threefry key (raw or typed); None for another PRNG implementation."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != () or str(jax.random.key_impl(key)) != "threefry2x32":
-            return None if key.shape == () else _bad(key)
-        return jax.random.key_data(key)
-    if key.shape != (2,) or key.dtype != jnp.uint32:
-        _bad(key)
-    return key
-
-
-def _bad(key: Array) -> None:
-    raise ValueError(f"fast_random: expected one threefry key (uint32[2] or a typed key), found {key.dtype}{list(key.shape)}")
+    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if key.shape != (() if typed else (2,)) or not (typed or key.dtype == jnp.uint32):
+        raise ValueError(f"fast_random: expected one threefry key (uint32[2] or a typed key), found {key.dtype}{list(key.shape)}")
+    if not typed:
+        return key
+    return jax.random.key_data(key) if str(jax.random.key_impl(key)) == "threefry2x32" else None
 
 
 def random_bits(key: Array, shape: tuple[int, ...]) -> Array:
@@ -85,8 +80,6 @@ def normal(key: Array, shape: tuple[int, ...]) -> Array:
     """float32 equal to `jax.random.normal(key, shape)`."""
     lo = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
     return np.float32(np.sqrt(2)) * lax.erf_inv(uniform(key, shape, float(lo), 1.0))
-
-
 
 
 class Dropout(nn.Module):

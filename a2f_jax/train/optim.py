@@ -83,39 +83,29 @@ class Accumulate:
     def init(self, params: Any) -> AccumulationState:
         return AccumulationState(jnp.zeros((), jnp.int32), jax.tree_util.tree_map(jnp.zeros_like, params), self.inner.init(params))
 
-    def _emit(self, acc: Any, inner: Any, params: Any) -> tuple[Any, Any]:
-        grads = acc if self.scale == 1.0 else jax.tree_util.tree_map(lambda g: g * self.scale, acc)
-        return self.inner.update(grads, inner, params)
-
-    def _next(self, grads: Any, state: AccumulationState) -> tuple[jax.Array, Any]:
+    def _micro_step(self, grads: Any, state: AccumulationState, params: Any, emitted: Callable[[Any, Any], Any],
+                    waiting: Callable[[Any], Any]) -> tuple[Any, AccumulationState]:
+        """Add `grads`; on the K-th micro-step run the inner update and return `emitted(params, updates)`,
+        otherwise `waiting(params)`."""
         acc = jax.tree_util.tree_map(jnp.add, state.acc, grads)
-        return state.mini_step == self.every - 1, acc
-
-    def update(self, grads: Any, state: AccumulationState, params: Any = None) -> tuple[Any, AccumulationState]:
-        emit, acc = self._next(grads, state)
-        zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)  # noqa: E731
-
-        def do(acc: Any, inner: Any) -> tuple[Any, AccumulationState]:
-            updates, inner = self._emit(acc, inner, params)
-            return updates, AccumulationState(jnp.zeros((), jnp.int32), zeros(acc), inner)
-
-        def wait(acc: Any, inner: Any) -> tuple[Any, AccumulationState]:
-            return zeros(grads), AccumulationState(state.mini_step + 1, acc, inner)
-
-        return jax.lax.cond(emit, do, wait, acc, state.inner)
-
-    def apply(self, grads: Any, state: AccumulationState, params: Any) -> tuple[Any, AccumulationState]:
-        emit, acc = self._next(grads, state)
 
         def do(acc: Any, inner: Any, params: Any) -> tuple[Any, AccumulationState]:
-            updates, inner = self._emit(acc, inner, params)
+            scaled = acc if self.scale == 1.0 else jax.tree_util.tree_map(lambda g: g * self.scale, acc)
+            updates, inner = self.inner.update(scaled, inner, params)
             zeros = jax.tree_util.tree_map(jnp.zeros_like, acc)
-            return optax.apply_updates(params, updates), AccumulationState(jnp.zeros((), jnp.int32), zeros, inner)
+            return emitted(params, updates), AccumulationState(jnp.zeros((), jnp.int32), zeros, inner)
 
         def wait(acc: Any, inner: Any, params: Any) -> tuple[Any, AccumulationState]:
-            return params, AccumulationState(state.mini_step + 1, acc, inner)
+            return waiting(params), AccumulationState(state.mini_step + 1, acc, inner)
 
-        return jax.lax.cond(emit, do, wait, acc, state.inner, params)
+        return jax.lax.cond(state.mini_step == self.every - 1, do, wait, acc, state.inner, params)
+
+    def update(self, grads: Any, state: AccumulationState, params: Any = None) -> tuple[Any, AccumulationState]:
+        return self._micro_step(grads, state, params, lambda _p, updates: updates,
+                                lambda _p: jax.tree_util.tree_map(jnp.zeros_like, grads))
+
+    def apply(self, grads: Any, state: AccumulationState, params: Any) -> tuple[Any, AccumulationState]:
+        return self._micro_step(grads, state, params, optax.apply_updates, lambda p: p)
 
 
 def accumulate(inner: optax.GradientTransformation, every: int, reduction: str = "sum") -> Any:
