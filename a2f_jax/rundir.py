@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import a2f_jax
 from a2f_jax.config import Configs, path_roots
 from a2f_jax.config.merge import did_you_mean
-from a2f_jax.errors import ConfigError
+from a2f_jax.errors import ConfigError, RunError
 from a2f_jax.io_utils import atomic_write_json, atomic_write_text
 
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
@@ -43,6 +43,16 @@ _IDENTIFIER = re.compile(r"^[\w]([\w.-]*[\w])?$")
 _RUN_DIR = re.compile(r"^(\d{6}_\d{6})_(.+)$")
 _PLACEHOLDER_PREFIX = "XXXXXX_XXXXXX"
 _RUN_LOG_HANDLER_NAME = "a2f_jax.run_log"
+
+# Every stage's run folder carries `run_status.json`; readers accept a run only in a finished state.
+#   running      the stage is still writing (or died without a word: kill -9, power loss)
+#   complete     the stage finished every step
+#   stopped      training ended early because the user asked for a graceful stop (STOP file)
+#   interrupted  training ended early on a signal (SIGTERM, Ctrl-C); a checkpoint was saved
+#   failed       an error ended the stage
+STATUS_FILE = "run_status.json"
+RUN_STATUSES = ("running", "complete", "stopped", "interrupted", "failed")
+FINISHED_STATUSES = ("complete", "stopped")
 
 
 def is_valid_identifier(name: object) -> bool:
@@ -278,3 +288,36 @@ def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) 
         )
     return path
 
+
+
+def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:
+    """Record the state of a run (atomically): `status` (one of RUN_STATUSES), time, and extra fields."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status: expected one of {RUN_STATUSES}, found {status!r}")
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    atomic_write_json(pathlib.Path(run_dir) / STATUS_FILE, {"status": status, "updated": now, **fields})
+
+
+def read_status(run_dir: str | os.PathLike) -> dict | None:
+    """The run's status record, or None when the folder has no (readable) `run_status.json`."""
+    try:
+        record = json.loads((pathlib.Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") in RUN_STATUSES else None
+
+
+def require_finished(run_dir: str | os.PathLike, what: str = "run",
+                     accept: tuple[str, ...] = FINISHED_STATUSES) -> dict:
+    """The status record of `run_dir`, or a RunError naming the folder, what was expected and what was found."""
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: expected a {what} folder, found {'a file' if run_dir.exists() else 'nothing'}")
+    record = read_status(run_dir)
+    if record is None:
+        raise RunError(f"{run_dir / STATUS_FILE}: expected the status of a finished {what}, found no status file "
+                       f"(not a run folder of a2f-jax, or one that never finished)")
+    if record["status"] not in accept:
+        raise RunError(f"{run_dir / STATUS_FILE}: expected a {what} with status {' or '.join(accept)}, "
+                       f"found {record['status']!r}" + (f" ({record['reason']})" if record.get("reason") else ""))
+    return record
