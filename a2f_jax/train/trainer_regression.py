@@ -316,6 +316,19 @@ def save_params(path: pathlib.Path, params: Any) -> None:
 
 
 def load_params(path: pathlib.Path) -> Any:
+    """The parameter tree of a params.msgpack; RunError when the file is missing or not a decodable tree."""
     from flax import serialization
 
-    return serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+    from a2f_jax.errors import RunError
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise RunError(describe(path, None, "the parameters written at the end of training", "no such file"))
+    data = path.read_bytes()
+    try:
+        params = serialization.msgpack_restore(data)
+    except (ValueError, TypeError) as exc:  # msgpack: truncated ("incomplete input") or trailing bytes
+        raise RunError(describe(path, None, "a flax msgpack parameter tree", f"{len(data)} undecodable bytes ({exc})")) from exc
+    if not isinstance(params, dict) or not params:
+        raise RunError(describe(path, None, "a flax msgpack parameter tree", f"a {type(params).__name__}"))
+    return params
