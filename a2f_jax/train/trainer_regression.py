@@ -329,6 +329,6 @@ def load_params(path: pathlib.Path) -> Any:
         params = serialization.msgpack_restore(data)
     except (ValueError, TypeError) as exc:  # msgpack: truncated ("incomplete input") or trailing bytes
         raise RunError(describe(path, None, "a flax msgpack parameter tree", f"{len(data)} undecodable bytes ({exc})")) from exc
-    if not isinstance(params, dict) or not params:
+    if not isinstance(params, dict):
         raise RunError(describe(path, None, "a flax msgpack parameter tree", f"a {type(params).__name__}"))
     return params
