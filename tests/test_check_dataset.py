@@ -118,8 +118,10 @@ def test_corrupt_and_empty_wav(ds):
     audio = ds / "data/synth/audio"
     (audio / f"{_shots()[0]}.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     soundfile.write(audio / f"{_shots()[1]}.wav", np.zeros(0, np.float32), 16000, subtype="PCM_16")
+    (audio / f"{_shots()[2]}.wav").write_bytes(b"garbage, not audio")
     errors = _errors(check_dataset(_cfg(ds)))
-    assert f"{audio / _shots()[0]}.wav: expected a readable audio file (WAV)" in errors
+    assert f"{audio / _shots()[0]}.wav [chunk 'fmt ' at byte 12]: expected 1651663207 bytes of data" in errors
+    assert f"{audio / _shots()[2]}.wav: expected a readable audio file (WAV)" in errors
     assert f"{audio / _shots()[1]}.wav [samples]: expected at least one audio sample, found an empty track" in errors
 
 

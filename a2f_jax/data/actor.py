@@ -12,6 +12,8 @@ import dataclasses
 import json
 import os
 import pathlib
+import zipfile
+import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -108,11 +110,9 @@ def _exists(path: Any, key: str, actor: str) -> pathlib.Path:
 
 
 def load_array(path: pathlib.Path, shape: Sequence[int | None] | None = None) -> np.ndarray:
-    """np.load (no pickles) with the shape checked; None in `shape` matches any size."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(describe(path, None, "a readable .npy array", f"{type(err).__name__}: {err}")) from err
+    """A .npy (no pickles, size checked against its header) with the shape checked; None in `shape`
+    matches any size."""
+    array = caches.load_npy(path)
     if shape is not None:
         ok = array.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, array.shape))
         if not ok:
@@ -124,10 +124,19 @@ def load_array(path: pathlib.Path, shape: Sequence[int | None] | None = None) ->
 
 
 def load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """A plain .npz: every .npy member's header is checked against the member's size (np.load ignores
+    trailing bytes), no pickles; zip damage (bad CRC, truncation) becomes a DataError."""
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as f:
+                        caches.parse_npy_header(f, info.file_size, f"{path} member {info.filename}")
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (ValueError, OSError, EOFError) as err:
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(describe(path, None, "a readable .npz archive of plain arrays", f"{type(err).__name__}: {err}")) from err
 
 

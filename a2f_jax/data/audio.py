@@ -10,6 +10,8 @@ import dataclasses
 import math
 import os
 import pathlib
+import struct
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -21,6 +23,12 @@ SAMPLERATE = 16000
 NORM_THRESHOLD = 0.01
 PREPROC_METHODS = ("w2v", "nva2f")
 NOISE_TYPES = (None, "mic", "gauss")
+# WAVE format tags whose data is whole frames of block_align bytes (PCM, IEEE float, A-law, mu-law);
+# compressed formats (ADPCM...) are left to libsndfile.
+_FRAMED_FORMATS = {1: "PCM", 3: "IEEE float", 6: "A-law", 7: "mu-law"}
+_EXTENSIBLE = 0xFFFE
+# Errors soundfile/libsndfile raise on a file they cannot decode.
+SOUNDFILE_ERRORS = (RuntimeError, soundfile.LibsndfileError, ValueError, TypeError, OSError, EOFError, MemoryError)
 
 
 @dataclasses.dataclass
@@ -36,14 +44,128 @@ class AudioTrack:
         return self.data.size / float(self.samplerate)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    tag: bytes
+    offset: int  # of its 8-byte header
+    size: int  # as its header says (without the pad byte)
+
+    @property
+    def end(self) -> int:
+        return self.offset + 8 + self.size
+
+
+def _riff_chunks(f: Any, path: pathlib.Path, file_size: int, endian: str, riff_end: int) -> list[_Chunk]:
+    """The sub-chunks of a RIFF/RIFX WAVE file; each must fit inside the RIFF size and the file."""
+    chunks: list[_Chunk] = []
+    pos = 12
+    while pos + 8 <= riff_end:
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            raise DataError(
+                describe(path, "RIFF size", f"{riff_end} bytes (8 + the RIFF header's size)", f"{file_size} bytes (file truncated)")
+            )
+        chunk = _Chunk(head[:4], pos, struct.unpack(endian + "I", head[4:])[0])
+        name = chunk.tag.decode("latin1")
+        if chunk.end > file_size:
+            raise DataError(
+                describe(
+                    path,
+                    f"chunk {name!r} at byte {pos}",
+                    f"{chunk.size} bytes of data (its header's size)",
+                    f"{file_size - pos - 8} bytes present (file truncated)",
+                )
+            )
+        if chunk.end > riff_end:
+            raise DataError(
+                describe(path, "RIFF size", f"a size covering chunk {name!r} (to byte {chunk.end})", f"{riff_end - 8}")
+            )
+        chunks.append(chunk)
+        pos = chunk.end + (chunk.size & 1)  # odd-sized chunks are followed by one pad byte
+    return chunks
+
+
+def _check_riff_end(path: pathlib.Path, chunks: list[_Chunk], file_size: int, riff_end: int) -> None:
+    """The RIFF size and the file size both end at the last chunk (with or without its pad byte)."""
+    last = chunks[-1] if chunks else None
+    ends = {12} if last is None else {last.end, last.end + (last.size & 1)}
+    if riff_end not in ends:
+        raise DataError(
+            describe(path, "RIFF size", f"{max(ends) - 8} (its chunks end at byte {max(ends)})", f"{riff_end - 8} ({riff_end - max(ends)} bytes of junk)")
+        )
+    if file_size not in ends:
+        raise DataError(
+            describe(path, "file size", f"{riff_end} bytes (8 + the RIFF header's size)", f"{file_size} bytes ({file_size - riff_end} trailing bytes)")
+        )
+
+
+def _check_wave_format(path: pathlib.Path, f: Any, endian: str, fmt: _Chunk, data: _Chunk) -> None:
+    """For uncompressed formats: block_align matches channels x sample bytes and the data is whole frames."""
+    if fmt.size < 16:
+        raise DataError(describe(path, "fmt chunk size", "at least 16 bytes", f"{fmt.size}"))
+    f.seek(fmt.offset + 8)
+    body = f.read(min(fmt.size, 40))
+    tag, channels, _rate, _byte_rate, block_align, bits = struct.unpack_from(endian + "HHIIHH", body)
+    if tag == _EXTENSIBLE and len(body) >= 26:
+        tag = struct.unpack_from(endian + "H", body, 24)[0]  # the sub-format GUID starts with the format tag
+    if tag not in _FRAMED_FORMATS:
+        return
+    frame_bytes = channels * ((bits + 7) // 8)
+    if channels == 0 or bits == 0 or block_align != frame_bytes:
+        raise DataError(
+            describe(
+                path,
+                "fmt block_align",
+                f"{frame_bytes} bytes ({channels} channels x {bits}-bit {_FRAMED_FORMATS[tag]}), at least 1 channel",
+                f"{block_align}",
+            )
+        )
+    if data.size % block_align:
+        raise DataError(
+            describe(
+                path,
+                "data chunk size",
+                f"a whole number of {block_align}-byte frames",
+                f"{data.size} bytes ({data.size // block_align} frames + {data.size % block_align} bytes)",
+            )
+        )
+
+
+def check_wav_layout(path: str | os.PathLike) -> None:
+    """Check a RIFF (or RIFX) WAVE file's chunk sizes against the file: libsndfile silently shortens a
+    truncated data chunk and ignores trailing bytes. Other formats are left to soundfile."""
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as f:
+            file_size = os.fstat(f.fileno()).st_size
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            riff_end = 8 + struct.unpack(endian + "I", head[4:8])[0]
+            chunks = _riff_chunks(f, path, file_size, endian, riff_end)
+            _check_riff_end(path, chunks, file_size, riff_end)
+            found = {c.tag: c for c in reversed(chunks)}  # the first of each tag
+            for tag in (b"fmt ", b"data"):
+                if tag not in found:
+                    raise DataError(describe(path, "chunks", f"a {tag.decode().strip()!r} chunk", f"{[c.tag.decode('latin1') for c in chunks]}"))
+            _check_wave_format(path, f, endian, found[b"fmt "], found[b"data"])
+    except OSError as err:
+        raise DataError(describe(path, None, "a readable audio file", f"{type(err).__name__}: {err}")) from err
+
+
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """soundfile read as f32 (integer PCM scaled to [-1, 1)), channels averaged to mono."""
+    """soundfile read as f32 (integer PCM scaled to [-1, 1)), channels averaged to mono.
+
+    A WAV whose chunk sizes disagree with the file is refused (`check_wav_layout`)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(describe(path, None, "an audio file", "no such file"))
+    check_wav_layout(path)
     try:
         data, samplerate = soundfile.read(path, dtype="float32", always_2d=False)
-    except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
+    except SOUNDFILE_ERRORS as err:
         raise DataError(describe(path, None, "a readable audio file (WAV)", f"{type(err).__name__}: {err}")) from err
     if data.ndim > 1:
         data = np.mean(data, axis=1, dtype=np.float32)  # the original averages channels (np.average)

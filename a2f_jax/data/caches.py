@@ -13,11 +13,14 @@ big-endian (the original only swaps bytes on win/linux hosts).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import math
 import os
 import pathlib
 import struct
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from typing import Any, Sequence
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -32,6 +35,8 @@ MAYA_TICKS_PER_SECOND = 6000.0
 MAYA_DEFAULT_CHANNEL = "head_meshShape"
 PC2_SIGNATURE = b"POINTCACHE2\0"
 PC2_HEADER = struct.Struct("<12siiffi")  # signature, version, num_verts, start_frame, sample_rate, num_frames
+NPY_MAGIC = b"\x93NUMPY"
+NPY_MAX_HEADER = 10000  # numpy's own default limit (np.lib.format max_header_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,31 +102,114 @@ def check_finite(frames: np.ndarray, path: PathLike) -> None:
     )
 
 
-def _check_positions_shape(frames: np.ndarray, path: PathLike) -> None:
-    if frames.ndim != 3 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise DataError(describe(path, "shape", "[T, V, 3] with T >= 1", f"{list(frames.shape)}"))
+def _check_positions_shape(shape: Sequence[int], path: PathLike) -> None:
+    if len(shape) != 3 or shape[-1] != 3 or shape[0] == 0 or shape[1] == 0:
+        raise DataError(describe(path, "shape", "[T, V, 3] with T >= 1 and V >= 1", f"{list(shape)}"))
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyHeader:
+    """The fields of a .npy header, checked against the size of the file (or zip member) holding it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    data_offset: int  # bytes before the array data
+
+    @property
+    def data_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def parse_npy_header(f: Any, size: int, where: PathLike) -> NpyHeader:
+    """Parse the header of a .npy stream of `size` bytes and check that the data fills it exactly.
+
+    np.load ignores trailing bytes and, on a bad magic, says to retry with allow_pickle; this says what
+    is wrong instead. Object dtypes (pickles) are refused. Nothing is allocated from header counts.
+    """
+    head = f.read(12)
+    if len(head) < 10 or head[:6] != NPY_MAGIC:
+        raise DataError(describe(where, "magic", f"a .npy file starting with {NPY_MAGIC!r}", f"{bytes(head[:6])!r}"))
+    version = (head[6], head[7])
+    if version == (1, 0):
+        header_len, start, encoding = struct.unpack_from("<H", head, 8)[0], 10, "latin1"
+    elif version in ((2, 0), (3, 0)) and len(head) == 12:
+        header_len, start = struct.unpack_from("<I", head, 8)[0], 12
+        encoding = "latin1" if version == (2, 0) else "utf8"
+    else:
+        raise DataError(describe(where, "version", "a .npy format version 1.0, 2.0 or 3.0", f"{version[0]}.{version[1]}"))
+    if header_len > NPY_MAX_HEADER or start + header_len > size:
+        raise DataError(
+            describe(where, "header length", f"at most {min(NPY_MAX_HEADER, size - start)} bytes", f"{header_len} bytes")
+        )
+    text = (head[start:] + f.read(header_len - (len(head) - start)))[:header_len]
+    try:
+        fields = ast.literal_eval(bytes(text).decode(encoding))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as err:
+        raise DataError(describe(where, "header", "a Python dict literal", f"{type(err).__name__}: {err}")) from err
+    if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
+        raise DataError(describe(where, "header", "a dict with keys descr, fortran_order, shape", repr(fields)[:80]))
+    shape, fortran = fields["shape"], fields["fortran_order"]
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise DataError(describe(where, "header shape", "a tuple of non-negative ints", repr(shape)[:80]))
+    if not isinstance(fortran, bool):
+        raise DataError(describe(where, "header fortran_order", "True or False", repr(fortran)[:80]))
+    try:
+        dtype = np.lib.format.descr_to_dtype(fields["descr"])
+    except Exception as err:  # numpy raises many kinds on a malformed descr; all mean the same here
+        raise DataError(describe(where, "header descr", "a numpy dtype descriptor", repr(fields["descr"])[:80])) from err
+    if dtype.hasobject:
+        raise DataError(describe(where, "header descr", "plain numbers (object arrays need pickles)", str(dtype)))
+    header = NpyHeader(shape, dtype, fortran, start + header_len)
+    expected = header.data_offset + header.data_bytes
+    if size != expected:
+        detail = "truncated" if size < expected else f"{size - expected} trailing bytes"
+        raise DataError(
+            describe(
+                where,
+                "size",
+                f"{expected} bytes ({header.data_offset} header + {list(shape)} x {dtype.itemsize}-byte {dtype.str})",
+                f"{size} bytes ({detail})",
+            )
+        )
+    return header
+
+
+def read_npy_header(path: PathLike) -> NpyHeader:
+    """The checked header of a .npy file (see `parse_npy_header`)."""
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as f:
+            return parse_npy_header(f, os.fstat(f.fileno()).st_size, path)
+    except OSError as err:
+        raise DataError(describe(path, None, "a readable .npy file", f"{type(err).__name__}: {err}")) from err
+
+
+def load_npy(path: PathLike, mmap: bool = False) -> np.ndarray:
+    """np.load (no pickles, optionally memory-mapped) of a .npy whose header matches its size exactly."""
+    path = pathlib.Path(path)
+    read_npy_header(path)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError, MemoryError) as err:
+        raise DataError(describe(path, None, "a readable .npy array", f"{type(err).__name__}: {err}")) from err
 
 
 def read_npy(path: PathLike) -> np.ndarray:
-    """`np.load` without pickles; dtype as stored, shape checked to be [T, V, 3]."""
+    """A checked .npy (see `load_npy`); dtype as stored, shape checked to be [T, V, 3]."""
     path = pathlib.Path(path)
-    try:
-        frames = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(describe(path, None, "a readable .npy array", f"{type(err).__name__}: {err}")) from err
-    if not isinstance(frames, np.ndarray) or not np.issubdtype(frames.dtype, np.floating):
-        raise DataError(describe(path, "dtype", "a float array", f"{getattr(frames, 'dtype', type(frames))}"))
-    _check_positions_shape(frames, path)
+    frames = load_npy(path)
+    if not np.issubdtype(frames.dtype, np.floating):
+        raise DataError(describe(path, "dtype", "a float array", f"{frames.dtype}"))
+    _check_positions_shape(frames.shape, path)
     return frames
 
 
-def read_pc2(path: PathLike) -> np.ndarray:
-    """PointCache2 (little-endian): 32-byte header, then f32 values frame-major, vertex, xyz."""
-    path = pathlib.Path(path)
-    raw = path.read_bytes()
-    if len(raw) < PC2_HEADER.size:
-        raise DataError(describe(path, "header", f"{PC2_HEADER.size} bytes", f"{len(raw)} bytes"))
-    signature, _version, num_verts, _start, _rate, num_frames = PC2_HEADER.unpack_from(raw, 0)
+def _check_pc2_header(path: pathlib.Path, head: bytes, size: int) -> tuple[int, int]:
+    """(num_frames, num_verts) of a PointCache2 header, checked against the file size."""
+    if len(head) < PC2_HEADER.size:
+        raise DataError(describe(path, "header", f"{PC2_HEADER.size} bytes", f"{len(head)} bytes"))
+    signature, _version, num_verts, _start, _rate, num_frames = PC2_HEADER.unpack_from(head, 0)
     if signature != PC2_SIGNATURE:
         raise DataError(describe(path, "signature", repr(PC2_SIGNATURE), repr(signature)))
     if num_verts <= 0 or num_frames <= 0:
@@ -129,15 +217,25 @@ def read_pc2(path: PathLike) -> np.ndarray:
             describe(path, "header", "positive num_verts and num_frames", f"num_verts={num_verts}, num_frames={num_frames}")
         )
     expected = PC2_HEADER.size + num_frames * num_verts * 12
-    if len(raw) < expected:
+    if size != expected:
+        detail = "truncated" if size < expected else f"{size - expected} bytes too long"
         raise DataError(
             describe(
                 path,
                 "payload",
                 f"{expected} bytes ({num_frames} frames x {num_verts} vertices x 3 f32 + header)",
-                f"{len(raw)} bytes (truncated)",
+                f"{size} bytes ({detail})",
             )
         )
+    return num_frames, num_verts
+
+
+def read_pc2(path: PathLike) -> np.ndarray:
+    """PointCache2 (little-endian): 32-byte header, then f32 values frame-major, vertex, xyz; the
+    file must be exactly as long as the header says."""
+    path = pathlib.Path(path)
+    raw = path.read_bytes()
+    num_frames, num_verts = _check_pc2_header(path, raw[: PC2_HEADER.size], len(raw))
     data = np.frombuffer(raw, dtype="<f4", count=num_frames * num_verts * 3, offset=PC2_HEADER.size)
     return data.astype(np.float32).reshape(num_frames, num_verts, 3)
 
@@ -191,9 +289,6 @@ class _McReader:
         self.raw = path.read_bytes()
         self.pos = 0
 
-    def at_end(self) -> bool:
-        return len(self.raw) - self.pos < 4
-
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > len(self.raw):
             raise DataError(
@@ -238,52 +333,14 @@ def read_maya_cache(xml_path: PathLike) -> np.ndarray:
     reader = _McReader(mc_path)
     reader.tag((b"FOR4",), "file header tag")
     header_size = reader.int32("file header size")
-    reader.take(header_size, "file header")
+    header = reader.take(header_size, "file header")
+    if header[:4] != b"CACH":
+        raise DataError(describe(mc_path, "file header group type at byte 8", repr(b"CACH"), repr(header[:4])))
 
     frames: list[np.ndarray] = []
     tags_seen: set[bytes] = set()
-    while not reader.at_end():
-        reader.tag((b"FOR4",), f"frame {len(frames)} block tag")
-        block_size = reader.int32(f"frame {len(frames)} block size")
-        block_end = reader.pos + block_size
-        reader.tag((b"MYCH",), f"frame {len(frames)} group type")
-        reader.tag((b"TIME",), f"frame {len(frames)} time tag")
-        reader.int32("time size")
-        reader.int32("time value")
-        bytes_read = 16
-        while bytes_read < block_size:
-            what = f"frame {len(frames)}"
-            reader.tag((b"CHNM",), f"{what} channel name tag")
-            name_len = reader.int32(f"{what} channel name length")
-            padded = (name_len + 3) & ~3
-            reader.take(padded, f"{what} channel name")
-            bytes_read += 8 + padded
-            reader.tag((b"SIZE",), f"{what} size tag")
-            reader.int32(f"{what} size field size")
-            num_points = reader.int32(f"{what} point count")
-            bytes_read += 12
-            data_tag = reader.tag((b"FVCA", b"DVCA"), f"{what} data tag")
-            byte_len = reader.int32(f"{what} data length")
-            bytes_read += 8
-            item = 4 if data_tag == b"FVCA" else 8
-            if byte_len != num_points * 3 * item:
-                raise DataError(
-                    describe(
-                        mc_path,
-                        f"{what} {data_tag.decode()} length",
-                        f"{num_points * 3 * item} bytes ({num_points} points x 3 x {item})",
-                        f"{byte_len}",
-                    )
-                )
-            payload = reader.take(byte_len, f"{what} {data_tag.decode()} payload")
-            dtype = ">f4" if data_tag == b"FVCA" else ">f8"
-            frames.append(np.frombuffer(payload, dtype=dtype).astype(np.float32).reshape(num_points, 3))
-            tags_seen.add(data_tag)
-            bytes_read += byte_len
-        if reader.pos != block_end:
-            raise DataError(
-                describe(mc_path, f"frame block ending at byte {reader.pos}", f"block end at byte {block_end}", "a mismatch")
-            )
+    while reader.pos < len(reader.raw):  # every byte after the header belongs to a frame block
+        _read_frame_block(reader, frames, tags_seen)
     if not frames:
         raise DataError(describe(mc_path, None, "at least one frame", "no frame data"))
     counts = {f.shape[0] for f in frames}
@@ -294,9 +351,65 @@ def read_maya_cache(xml_path: PathLike) -> np.ndarray:
     return np.stack(frames, axis=0)
 
 
+def _read_frame_block(reader: _McReader, frames: list[np.ndarray], tags_seen: set[bytes]) -> None:
+    """One "FOR4" frame block: its channels are appended to `frames`; its size field must match its contents."""
+    what = f"frame {len(frames)}"
+    block_at = reader.pos
+    reader.tag((b"FOR4",), f"{what} block tag")
+    block_size = reader.int32(f"{what} block size")
+    block_end = reader.pos + block_size
+    reader.tag((b"MYCH",), f"{what} group type")
+    reader.tag((b"TIME",), f"{what} time tag")
+    _expect_field_size(reader, 4, f"{what} time size")
+    reader.int32(f"{what} time value")
+    while reader.pos < block_end:
+        what = f"frame {len(frames)}"
+        reader.tag((b"CHNM",), f"{what} channel name tag")
+        name_len = reader.int32(f"{what} channel name length")
+        reader.take((name_len + 3) & ~3, f"{what} channel name")
+        reader.tag((b"SIZE",), f"{what} size tag")
+        _expect_field_size(reader, 4, f"{what} size field size")
+        at = reader.pos
+        num_points = reader.int32(f"{what} point count")
+        if num_points <= 0:
+            raise DataError(describe(reader.path, f"{what} point count at byte {at}", "a positive count", f"{num_points}"))
+        data_tag = reader.tag((b"FVCA", b"DVCA"), f"{what} data tag")
+        byte_len = reader.int32(f"{what} data length")
+        item = 4 if data_tag == b"FVCA" else 8
+        if byte_len != num_points * 3 * item:
+            raise DataError(
+                describe(
+                    reader.path,
+                    f"{what} {data_tag.decode()} length",
+                    f"{num_points * 3 * item} bytes ({num_points} points x 3 x {item})",
+                    f"{byte_len}",
+                )
+            )
+        payload = reader.take(byte_len, f"{what} {data_tag.decode()} payload")
+        dtype = ">f4" if data_tag == b"FVCA" else ">f8"
+        frames.append(np.frombuffer(payload, dtype=dtype).astype(np.float32).reshape(num_points, 3))
+        tags_seen.add(data_tag)
+    if reader.pos != block_end:
+        raise DataError(
+            describe(
+                reader.path,
+                f"frame block at byte {block_at} size",
+                f"{reader.pos - block_at - 8} bytes (its contents, ending at byte {reader.pos})",
+                f"{block_size} (ending at byte {block_end})",
+            )
+        )
+
+
+def _expect_field_size(reader: _McReader, size: int, what: str) -> None:
+    at = reader.pos
+    found = reader.int32(what)
+    if found != size:
+        raise DataError(describe(reader.path, f"{what} at byte {at}", f"{size}", f"{found}"))
+
+
 def _check_xml_against_mc(xml_path: pathlib.Path, info: dict, num_frames: int, tags_seen: set[bytes]) -> None:
     start_end, tpf = info["range"], info["time_per_frame"]
-    rates = [c["sampling_rate"] for c in info["channels"] if c["sampling_rate"].isdigit()]
+    rates = [c["sampling_rate"] for c in info["channels"] if c["sampling_rate"].isdecimal()]
     step = int(rates[0]) if rates else tpf
     if start_end is not None and step:
         span = start_end[1] - start_end[0]
@@ -330,21 +443,19 @@ def _check_xml_against_mc(xml_path: pathlib.Path, info: dict, num_frames: int, t
 
 
 def cache_num_verts(path: PathLike) -> int:
-    """Vertex count of a cache, reading as little as the format allows."""
+    """Vertex count of a cache, reading as little as the format allows (headers checked against sizes)."""
     path = pathlib.Path(path)
     if path.suffix == ".npy":
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise DataError(describe(path, None, "a readable .npy array", f"{type(err).__name__}: {err}")) from err
-        _check_positions_shape(arr, path)
-        return int(arr.shape[1])
+        header = read_npy_header(path)
+        if not np.issubdtype(header.dtype, np.floating):
+            raise DataError(describe(path, "dtype", "a float array", f"{header.dtype}"))
+        _check_positions_shape(header.shape, path)
+        return int(header.shape[1])
     if path.suffix == ".pc2":
         with open(path, "rb") as f:
             head = f.read(PC2_HEADER.size)
-        if len(head) < PC2_HEADER.size or head[:12] != PC2_SIGNATURE:
-            return int(read_pc2(path).shape[1])  # raises the precise error
-        return int(PC2_HEADER.unpack(head)[2])
+            size = os.fstat(f.fileno()).st_size
+        return _check_pc2_header(path, head, size)[1]
     return int(read_cache(path).shape[1])
 
 
@@ -355,7 +466,7 @@ def cache_num_verts(path: PathLike) -> int:
 
 def write_npy(path: PathLike, frames: np.ndarray) -> None:
     frames = np.asarray(frames)
-    _check_positions_shape(frames, path)
+    _check_positions_shape(frames.shape, path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, frames)
@@ -364,7 +475,7 @@ def write_npy(path: PathLike, frames: np.ndarray) -> None:
 def write_pc2(path: PathLike, frames: np.ndarray, sample_rate: float = 1.0, start_frame: float = 0.0) -> None:
     """PointCache2 writer (version 1), f32 little-endian; atomic."""
     frames = np.asarray(frames)
-    _check_positions_shape(frames, path)
+    _check_positions_shape(frames.shape, path)
     num_frames, num_verts = frames.shape[:2]
     header = PC2_HEADER.pack(PC2_SIGNATURE, 1, num_verts, float(start_frame), float(sample_rate), num_frames)
     with atomic_path(path) as tmp:
@@ -410,7 +521,7 @@ def write_maya_cache(
     if xml_path.suffix != ".xml":
         raise DataError(describe(xml_path, "extension", "'.xml'", repr(xml_path.suffix)))
     frames = np.asarray(frames)
-    _check_positions_shape(frames, xml_path)
+    _check_positions_shape(frames.shape, xml_path)
     if fps <= 0:
         raise DataError(describe(xml_path, "fps", "a positive frame rate", f"{fps}"))
     dtype = np.dtype(dtype)

@@ -3,8 +3,10 @@
 Checks, per actor of ACTOR_NAMES: every configured file exists and parses; vertex counts agree
 across the skin neutral, every skin cache, the deltas and the blendshapes (tongue likewise); caches
 hold no NaN/Inf; vertex indices are in range; every shot's emotion resolves to a name of
-SHOT_EMOTION_NAMES; every clip's audio exists and decodes, and its duration matches the animation
-within one frame; clip ranges lie inside their shots. All problems are collected, not just the first.
+SHOT_EMOTION_NAMES; every clip's audio exists, has a consistent WAV layout and decodes, and its
+duration matches its shot's animation within one frame (training reads every clip's audio from its
+shot's first frame); clip ranges lie inside their shots. All problems are collected, not just the first.
+Training runs the same clip audio checks (`clip_audio_problems`) before its first step.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 import soundfile
 
-from a2f_jax.data import caches
+from a2f_jax.data import audio, caches
 from a2f_jax.data.actor import ActorData, actor_value, check_emotion_known, check_vertex_count
 from a2f_jax.errors import A2FError, DataError, describe
 
@@ -48,19 +50,46 @@ class Report:
         return not self.errors
 
 
-def _audio_seconds(path: pathlib.Path) -> float:
-    """Duration from the header, after checking the file decodes (a corrupt body fails to read)."""
+def audio_seconds(path: pathlib.Path) -> float:
+    """Duration from the header, after checking the WAV layout and that the file decodes (a corrupt
+    body fails to read)."""
     if not path.is_file():
         raise DataError(describe(path, None, "an audio file", "no such file"))
+    audio.check_wav_layout(path)
     try:
         info = soundfile.info(str(path))
         with soundfile.SoundFile(str(path)) as f:
             f.read(min(info.frames, 1024), dtype="float32")
-    except (RuntimeError, soundfile.LibsndfileError) as err:
+    except audio.SOUNDFILE_ERRORS as err:
         raise DataError(describe(path, None, "a readable audio file (WAV)", f"{type(err).__name__}: {err}")) from err
     if info.frames == 0:
         raise DataError(describe(path, "samples", "at least one audio sample", "an empty track"))
     return info.frames / float(info.samplerate)
+
+
+def duration_problem(path: pathlib.Path, seconds: float, frames: int, fps: float) -> str | None:
+    """The audio of a shot must last as long as its animation, within one frame (frame i is at
+    (i + 0.5) / fps in the audio, from the first sample)."""
+    anim_seconds = frames / fps
+    if abs(seconds - anim_seconds) <= 1.0 / fps + 1e-9:
+        return None
+    return describe(
+        path,
+        "duration",
+        f"{anim_seconds:.3f} s (the {frames} frames of the skin cache at {fps:g} fps) within one frame",
+        f"{seconds:.3f} s",
+    )
+
+
+def clip_audio_problems(path: pathlib.Path, frames: int, fps: float) -> tuple[float | None, list[str]]:
+    """(audio seconds or None, problems) of a clip's audio against its shot's `frames` at `fps`: the
+    file exists, has a consistent layout, decodes, and lasts as long as the animation."""
+    try:
+        seconds = audio_seconds(path)
+    except A2FError as err:
+        return None, [str(err)]
+    problem = duration_problem(path, seconds, frames, fps)
+    return seconds, [] if problem is None else [problem]
 
 
 def _clips_for_actor(cfg_train: Any, actor: str) -> list[tuple]:
@@ -166,6 +195,7 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
     clips += [((actor, s, (0, frames[s] - 1), actor, "en", f"{s}.wav", 0), False) for s in shots if s in frames and s not in covered]
     audio_len: dict[str, float] = {}
     language: dict[str, str] = {}
+    audio_checked: set[tuple[pathlib.Path, str]] = set()  # several clips of a shot may share one file
     for clip, required in clips:
         _, shot, (first, last), _, lang, rel, offset = clip
         if shot not in frames:
@@ -183,24 +213,16 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
         if not required and not path.exists():
             report.warnings.append(describe(path, f"shot {shot!r}", "its audio (no clip names another file)", "no such file"))
             continue
-        try:
-            seconds = _audio_seconds(path)
-        except A2FError as err:
-            report.errors.append(str(err))
+        if (path, shot) in audio_checked:
+            continue
+        audio_checked.add((path, shot))
+        seconds, problems = clip_audio_problems(path, frames[shot], fps)
+        report.errors.extend(problems)
+        if seconds is None:
             continue
         language.setdefault(shot, lang)
         if rel == f"{shot}.wav":
             audio_len[shot] = seconds
-            anim_seconds = frames[shot] / fps
-            if abs(seconds - anim_seconds) > 1.0 / fps + 1e-9:
-                report.errors.append(
-                    describe(
-                        path,
-                        "duration",
-                        f"{anim_seconds:.3f} s (the {frames[shot]} frames of the skin cache at {fps:g} fps) within one frame",
-                        f"{seconds:.3f} s",
-                    )
-                )
 
     for shot in shots:
         if shot in frames:

@@ -35,13 +35,11 @@ def read_shot(root: str | pathlib.Path, shot: str) -> np.ndarray:
 
 
 def load_npy(path: str | pathlib.Path, what: str) -> np.ndarray:
+    """A .npy (no pickles) whose size matches its header exactly (`caches.load_npy`)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(describe(path, what, "an existing .npy file", "no such file"))
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataError(describe(path, what, "a readable .npy array", f"{type(err).__name__}: {err}")) from err
+    return caches.load_npy(path)
 
 
 def load_pose(path: str | pathlib.Path, num_verts: int | None, what: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from a2f_jax.data import caches
 from a2f_jax.data.actor import actor_value, load_npz
 from a2f_jax.errors import ConfigError, DataError, describe
 
@@ -147,7 +148,7 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
     data_info = json.loads(info_path.read_text())
     shots = json.loads(shots_path.read_text())
     mean_geometry_path = (pdir / "deploy/mean_geometry.npy") if pdir else info_path.parent / "mean_geometry.npy"
-    mean_geometry = np.load(mean_geometry_path) if mean_geometry_path.is_file() else np.zeros(0)
+    mean_geometry = caches.load_npy(mean_geometry_path) if mean_geometry_path.is_file() else np.zeros(0)
 
     def optional_npz(key: str) -> dict[str, np.ndarray] | None:
         p = actor_value(dataset_cfg, key, actor)
