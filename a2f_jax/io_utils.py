@@ -1,4 +1,8 @@
-"""Atomic file writes: write to a temporary sibling, then rename, so no half-written file is left."""
+"""Atomic file writes: write to a temporary sibling, then rename, so no half-written file is left.
+
+The temporary file and folder get the modes a plain `open()` / `mkdir()` would give (0o666 / 0o777 less the
+umask), not tempfile's private 0o600 / 0o700, so what is renamed into place is readable as the user expects.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,38 @@ import os
 import pathlib
 import shutil
 import tempfile
+import threading
 from typing import Any, Iterator
 
 import numpy as np
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc/self/status), else by a locked set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it; restore at once
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new file under the current umask (what `open(path, "w")` gives)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the current umask (what `os.mkdir` gives)."""
+    return 0o777 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -19,9 +52,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     tmp_path = pathlib.Path(tmp)
     try:
+        try:
+            os.fchmod(fd, file_mode())
+        finally:
+            os.close(fd)
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
@@ -36,6 +72,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, dir_mode())
         yield tmp
         if path.exists():
             raise FileExistsError(f"{path}: expected a new directory, found an existing one")

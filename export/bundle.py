@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax import rundir
+from a2f_jax.errors import ConfigError, DataError, RunError, describe
 from a2f_jax.io_utils import atomic_dir
 from export import check as bundle_check
 from export import contract as C
@@ -258,18 +259,21 @@ def find_run_file(run_dir: pathlib.Path, name: str) -> pathlib.Path | None:
 
 
 def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | bytes | Any | None = None, out_root: PathLike | None = None,
-               check: bool = True, run_onnx: bool = True) -> pathlib.Path:
+               check: bool = True, run_onnx: bool = True, allow_incomplete: bool = False) -> pathlib.Path:
     """Bundle a finished training run into `<FINAL_DEPLOY_ROOT>/<run name>` (FW `deploy.run`).
 
     training_run: a run dir path, or a run name under TRAIN_OUTPUT_ROOT. The ONNX comes from `onnx_model`,
-    else `<run>/deploy/network.onnx`, else it is exported from the run's checkpoint.
+    else `<run>/deploy/network.onnx`, else it is exported from the run's final params.msgpack. Everything that
+    can be checked without the (slow) export is checked first: the run's status (complete or stopped; also
+    interrupted with `allow_incomplete`), an existing bundle folder, the preproc files and the parameters.
     """
     train_cfg = configs.train
-    run_dir = pathlib.Path(training_run)
-    if not run_dir.is_dir():
-        run_dir = pathlib.Path(train_cfg.TRAIN_OUTPUT_ROOT) / str(training_run)
-    if not run_dir.is_dir():
-        raise DataError(describe(training_run, None, "a training run dir (or a run name under TRAIN_OUTPUT_ROOT)", "no such directory"))
+    run_dir = _training_run_dir(training_run, train_cfg)
+    require_deployable(run_dir, allow_incomplete)
+    out_dir = pathlib.Path(out_root if out_root is not None else train_cfg.FINAL_DEPLOY_ROOT) / run_dir.name
+    if out_dir.exists():
+        raise RunError(describe(out_dir, None, "no bundle there yet (deploy never overwrites one: remove it or choose --out-root)",
+                                "an existing " + ("folder" if out_dir.is_dir() else "file")))
     info_path = find_run_file(run_dir, "network_info.json")
     if info_path is None:
         raise DataError(describe(run_dir, "deploy/network_info.json", "the deploy network info written by training", "missing"))
@@ -278,6 +282,65 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
     if getattr(configs, "network_type", kind) != kind:
         raise ConfigError(describe(info_path, "id.type", f"{configs.network_type!r} (the config's network type)", repr(kind)))
     actors = list(info.get("params", {}).get("identities", []))
+    model_data, blendshapes = _preproc_inputs(run_dir, train_cfg, actors)
+    if onnx_model is None:
+        onnx_model = find_run_file(run_dir, "network.onnx")
+    if onnx_model is None:
+        from a2f_jax.train.trainer_regression import PARAMS_FILE
+
+        check_params_file(run_dir / PARAMS_FILE)
+        onnx_model = _export_from_checkpoint(configs, run_dir, info)
+    trt_path = find_run_file(run_dir, "trt_info.json")
+    if trt_path is not None:
+        differences = trt_differences(trt_path, info)
+        if differences:
+            # trt_info is fully determined by network_info; write the original's layout rather than copy a variant
+            log.warning("%s differs from the trt_info derived from network_info.json (%s); writing the derived one",
+                        trt_path, "; ".join(differences))
+    emo_path = find_run_file(run_dir, "implicit_emo_db.npz") if kind == "regression" else None
+    return write_bundle(
+        out_dir,
+        network_info=info,
+        onnx_model=onnx_model,
+        model_data=model_data,
+        inference_config=dict(configs.inference.CONFIG),
+        emo_db=emo_path,
+        trt_info=None,
+        blendshapes=blendshapes,
+        check=check,
+        run_onnx=run_onnx,
+        readme_extra=_readme_body(run_dir, actors),
+    )
+
+
+def _training_run_dir(training_run: PathLike, train_cfg: Any) -> pathlib.Path:
+    run_dir = pathlib.Path(training_run)
+    if not run_dir.is_dir():
+        run_dir = pathlib.Path(train_cfg.TRAIN_OUTPUT_ROOT) / str(training_run)
+    if not run_dir.is_dir():
+        raise RunError(describe(training_run, None, "a training run dir (or a run name under TRAIN_OUTPUT_ROOT)", "no such directory"))
+    return run_dir
+
+
+def require_deployable(run_dir: pathlib.Path, allow_incomplete: bool = False) -> dict:
+    """The run's status record if it may be deployed: complete or stopped, or interrupted with `allow_incomplete`
+    (warned); a RunError otherwise."""
+    accept = rundir.FINISHED_STATUSES + (("interrupted",) if allow_incomplete else ())
+    try:
+        record = rundir.require_finished(run_dir, "training run", accept)
+    except RunError as exc:
+        if (rundir.read_status(run_dir) or {}).get("status") == "interrupted":
+            raise RunError(f"{exc}; continue it with scripts/train.py --resume, or deploy it as it is with "
+                           "--allow-incomplete") from None
+        raise
+    if record["status"] == "interrupted":
+        log.warning("%s was interrupted before its last step%s; deploying it as it is (--allow-incomplete)", run_dir,
+                    f" (at step {record['step']})" if "step" in record else "")
+    return record
+
+
+def _preproc_inputs(run_dir: pathlib.Path, train_cfg: Any, actors: list[str]) -> tuple[dict, dict]:
+    """({actor: network_data.npz}, {actor: {part: (bs npz, bs config)}}) of the preproc runs the training used."""
     preproc_info_path = run_dir / "configs" / "preproc_info.json"
     if not preproc_info_path.is_file():
         raise DataError(describe(preproc_info_path, None, '{"preproc_run_name_full": {actor: run}}', "missing"))
@@ -291,36 +354,58 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
             pre = pathlib.Path(train_cfg.PREPROC_ROOT) / pre
         deploy_dir = pre / "deploy"
         model_data[actor] = deploy_dir / "network_data.npz"
+        if not model_data[actor].is_file():
+            raise DataError(describe(model_data[actor], None, f"the model data of actor {actor!r} (preproc run {pre.name})", "no such file"))
         blendshapes[actor] = {part: (deploy_dir / f"bs_{part}_{actor}.npz", deploy_dir / f"bs_{part}_config_{actor}.json")
                               for part in ("skin", "tongue")}
-    if onnx_model is None:
-        onnx_model = find_run_file(run_dir, "network.onnx")
-    if onnx_model is None:
-        onnx_model = _export_from_checkpoint(configs, run_dir, info)
-    trt_path = find_run_file(run_dir, "trt_info.json")
-    if trt_path is not None:
-        try:
-            run_trt = json.loads(trt_path.read_text())
-        except ValueError:
-            run_trt = None
-        if run_trt != C.trt_info(info):
-            # trt_info is fully determined by network_info; write the original's layout rather than copy a variant
-            log.warning("%s differs from the trt_info derived from network_info.json; writing the derived one", trt_path)
-    emo_path = find_run_file(run_dir, "implicit_emo_db.npz") if kind == "regression" else None
-    out_root = pathlib.Path(out_root if out_root is not None else train_cfg.FINAL_DEPLOY_ROOT)
-    return write_bundle(
-        out_root / run_dir.name,
-        network_info=info,
-        onnx_model=onnx_model,
-        model_data=model_data,
-        inference_config=dict(configs.inference.CONFIG),
-        emo_db=emo_path,
-        trt_info=None,
-        blendshapes=blendshapes,
-        check=check,
-        run_onnx=run_onnx,
-        readme_extra=_readme_body(run_dir, actors),
-    )
+    return model_data, blendshapes
+
+
+def check_params_file(path: pathlib.Path) -> None:
+    """Refuse a final params.msgpack that is missing, undecodable or holds NaN/Inf (RunError naming the first such leaf)."""
+    from a2f_jax.train.trainer_regression import load_params
+
+    for name, leaf in _leaves(load_params(path)):
+        values = np.asarray(leaf)
+        if values.dtype.kind in "fc":
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                raise RunError(describe(path, name, "finite parameters", f"{bad} NaN/Inf of {values.size} values (did training diverge?)"))
+
+
+def _leaves(tree: Any, prefix: str = "") -> Any:
+    """(path "a/b/c", leaf) pairs of a nested dict/list tree, in order."""
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}/{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _leaves(value, f"{prefix}/{i}" if prefix else str(i))
+    else:
+        yield prefix, tree
+
+
+def trt_differences(trt_path: pathlib.Path, info: Mapping[str, Any]) -> list[str]:
+    """How a training run's trt_info.json disagrees with the shapes network_info implies ([] if it does not).
+
+    Two layouts are understood: the original's (`trt_build_param.batch` shape strings, checked like a bundle's)
+    and the compact one a2f-jax training writes (`{"<input>": "b,1,8320", ...}`, `b` the batch axis)."""
+    try:
+        trt = json.loads(trt_path.read_text())
+    except ValueError as exc:
+        return [f"not JSON ({exc})"]
+    if not isinstance(trt, dict):
+        return [f"expected an object, found {type(trt).__name__}"]
+    if "trt_build_param" in trt:
+        return [f"{v.rule}: expected {v.expected}, found {v.found}" for v in bundle_check.errors(bundle_check.check_trt_info(trt, info))]
+    kind = info["id"]["type"]
+    shapes = C.onnx_tensor_shapes(info)
+    out = []
+    for name in (n for n, (role, _) in C.ONNX_IO[kind].items() if role == "input"):
+        want = ",".join("b" if d == "B" else str(d) for d in shapes[name])
+        if trt.get(name) != want:
+            out.append(f"{name}: expected {want!r}, found {trt.get(name, 'nothing')!r}")
+    return out
 
 
 def _export_from_checkpoint(configs: Any, run_dir: pathlib.Path, info: Mapping[str, Any]) -> Any:

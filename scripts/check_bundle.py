@@ -1,18 +1,19 @@
 """Check a deploy bundle against the Audio2Face-3D SDK / Maya-ACE contract.
 
-    python scripts/check_bundle.py <bundle dir> [--no-run] [--warnings-as-errors]
+    python scripts/check_bundle.py <bundle dir> [--no-run] [--warnings-as-errors] [--debug]
 
-Prints every violation as (rule, file, expected, found); exits 1 on any error.
+Prints every violation as (rule, file, expected, found); exits 1 on any error, 2 on bad arguments.
 """
 
-import argparse
 import sys
 
+from a2f_jax import cli
 from export.check import check_bundle, errors, format_report
 
 
+@cli.main_guard
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", help="deploy bundle directory (holds model.json)")
     ap.add_argument("--no-run", action="store_true", help="skip running network.onnx with onnxruntime")
     ap.add_argument("--warnings-as-errors", action="store_true")

@@ -1,7 +1,8 @@
 """Check a dataset against its config and list its shots:
 `python scripts/check_dataset.py --config configs/<name> [--actor NAME]`.
 
-Exits 1 with one line per problem (file, field, expected, found) when the dataset is not usable.
+Exits 1 with one line per problem (file, field, expected, found) when the dataset is not usable, 2 on bad
+arguments or configs.
 """
 
 import sys
@@ -14,7 +15,8 @@ def _extra(parser):
     parser.add_argument("--actor", default=None, help="check only this actor (default: every actor of ACTOR_NAMES)")
 
 
-def main(argv=None) -> int:
+@cli.main_guard
+def main(argv: list[str] | None = None) -> int:
     configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
     report = check_dataset(configs.dataset, configs.train, configs.preproc, None if args.actor is None else [args.actor])
     if report.rows:

@@ -1,15 +1,15 @@
 """Evaluate a training run or a deploy bundle on the held-out VALIDATION_CLIPS of its config:
 
-    python scripts/evaluate.py --config configs/<name> (--run RUN_DIR | --bundle BUNDLE_DIR) [--out DIR]
+    python scripts/evaluate.py --config configs/<name> (--run RUN_DIR | --bundle BUNDLE_DIR) [--out DIR] [--debug]
 
 Prints lip vertex error, mean vertex error, FDD, lip-distance MAE and correlation for the model, the
 mean training pose and the neutral pose, and writes evaluation.json / evaluation.txt.
 """
 
 import logging
+import sys
 
 from a2f_jax import cli
-from a2f_jax.infer.evaluate import run_cli
 
 
 def _extra(parser):
@@ -18,7 +18,15 @@ def _extra(parser):
     parser.add_argument("--out", help="output folder (default: <run or bundle>/evaluation)")
 
 
-if __name__ == "__main__":
+@cli.main_guard
+def main(argv: list[str] | None = None) -> int:
+    from a2f_jax.infer.evaluate import run_cli
+
     logging.basicConfig(level=logging.WARNING)
-    configs, args = cli.parse(description=__doc__, extra_args=_extra)
+    configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
     run_cli(configs, args.run, args.bundle, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,8 +16,6 @@ from __future__ import annotations
 import sys
 
 from a2f_jax import cli
-from a2f_jax.errors import A2FError
-from a2f_jax.infer.run_cli import run
 
 
 def _extra(parser):
@@ -42,14 +40,13 @@ def _extra(parser):
                         help="apply the bundle's model_config post-processing (strengths, smoothing, offsets, saccades) as Maya-ACE does")
 
 
+@cli.main_guard
 def main(argv: list[str] | None = None) -> int:
+    from a2f_jax.infer.run_cli import run
+
     configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
-    try:
-        for path in run(configs, args):
-            print(path)
-    except A2FError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for path in run(configs, args):
+        print(path)
     return 0
 
 

@@ -13,12 +13,14 @@ from the blendshape neutral).
 import argparse
 import sys
 
-from a2f_jax.errors import A2FError
-from a2f_jax.infer.blendshapes import solve_to_files
+from a2f_jax import cli
 
 
+@cli.main_guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from a2f_jax.infer.blendshapes import solve_to_files
+
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bs", required=True, help="skin blendshapes (bs_skin.npz)")
     parser.add_argument("--bs-config", required=True, help="skin solver config (bs_skin_config.json)")
     parser.add_argument("--input", required=True, help="skin animation: .npy, .xml (Maya cache) or .pc2")
@@ -37,15 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         help="rigid_vertex_list.json: remove the tongue's jaw motion first (raw dataset caches; not network output)",
     )
     args = parser.parse_args(argv)
-    try:
-        paths = solve_to_files(
-            args.input, args.bs, args.bs_config, args.out, args.fps, deltas=args.deltas,
-            tongue_geometry=args.tongue_input, tongue_bs_npz=args.tongue_bs, tongue_bs_config=args.tongue_bs_config,
-            temporal_mode=args.temporal_mode, tongue_rigid_vertices=args.tongue_rigid_vertices,
-        )
-    except A2FError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    paths = solve_to_files(
+        args.input, args.bs, args.bs_config, args.out, args.fps, deltas=args.deltas,
+        tongue_geometry=args.tongue_input, tongue_bs_npz=args.tongue_bs, tongue_bs_config=args.tongue_bs_config,
+        temporal_mode=args.temporal_mode, tongue_rigid_vertices=args.tongue_rigid_vertices,
+    )
     for path in paths.values():
         print(path)
     return 0

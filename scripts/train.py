@@ -1,14 +1,17 @@
-"""Train a network: `python scripts/train.py --config configs/<name> [--resume RUN_DIR] [--max-steps N]`.
+"""Train a network: `python scripts/train.py --config configs/<name> [--resume RUN_DIR] [--max-steps N] [--debug]`.
 
 NETWORK_TYPE in config_train.py chooses the regression or the diffusion trainer. Multi-device data
 parallelism is automatic (every visible device); multi-host runs set JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES and JAX_PROCESS_ID on each host (see README).
+
+Exit codes: 0 finished (or stopped gracefully), 2 bad input, 3 interrupted by a signal (a checkpoint was
+saved; resume with --resume), 1 internal error.
 """
 
+import sys
 
 from a2f_jax import cli
 from a2f_jax.rundir import setup_logging
-from a2f_jax.train import entry
 
 
 def _extra(parser):
@@ -17,7 +20,15 @@ def _extra(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
 
 
-if __name__ == "__main__":
+@cli.main_guard
+def main(argv: list[str] | None = None) -> int:
+    from a2f_jax.train import entry
+
     setup_logging()
-    configs, args = cli.parse(description=__doc__, extra_args=_extra)
+    configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
     entry.train(configs, resume=args.resume, max_steps=args.max_steps, show_progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
