@@ -6,10 +6,15 @@ A run lives in `<root>/<YYMMDD_HHMMSS>_<RUN_NAME>/` (local time, as the original
     config_<type>_modifier.json (what the user changed, only when something was),
     config_<type>_full.json (every resolved value, keys sorted as the original's dir() order),
     actor_info.json (preproc: {"actor_name": ...}), preproc_info.json (train: {"preproc_run_name_full": {...}}).
+and `run_status.json` (see RUN_STATUSES): readers accept only finished runs. A preprocessing run is built
+in a hidden `.<YYMMDD_HHMMSS>_<RUN_NAME>.tmp` folder and renamed when complete (`staged_run_dir`), so a
+failed or killed one leaves nothing named like a run; a training run updates its status as it goes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import getpass
 import json
@@ -18,15 +23,16 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 import socket
 import subprocess
 import sys
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import a2f_jax
 from a2f_jax.config import Configs, path_roots
 from a2f_jax.config.merge import did_you_mean
-from a2f_jax.errors import ConfigError, RunError
+from a2f_jax.errors import A2FError, ConfigError, RunError
 from a2f_jax.io_utils import atomic_write_json, atomic_write_text
 
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
@@ -41,6 +47,8 @@ STAGE_CONFIGS = {
 }
 _IDENTIFIER = re.compile(r"^[\w]([\w.-]*[\w])?$")
 _RUN_DIR = re.compile(r"^(\d{6}_\d{6})_(.+)$")
+# A staged run (preprocessing) is built in `.<stamp>_<RUN_NAME>.tmp` and renamed when complete.
+_STAGED_DIR = re.compile(r"^\.(\d{6}_\d{6})_(.+)\.tmp$")
 _PLACEHOLDER_PREFIX = "XXXXXX_XXXXXX"
 _RUN_LOG_HANDLER_NAME = "a2f_jax.run_log"
 
@@ -161,12 +169,66 @@ def _make_unique_dir(root: pathlib.Path, run_name: str, now: datetime.datetime) 
     for offset in range(1000):
         stamp = (now + datetime.timedelta(seconds=offset)).strftime("%y%m%d_%H%M%S")
         path = root / f"{stamp}_{run_name}"
+        if (root / _staged_name(path.name)).exists():
+            continue  # a staged run will take this name when it completes
         try:
             path.mkdir()
         except FileExistsError:
             continue
         return path
     raise FileExistsError(f"{root}: expected a free run directory name for {run_name!r}, found 1000 taken")
+
+
+def _staged_name(final_name: str) -> str:
+    return f".{final_name}.tmp"
+
+
+def _make_staged_dir(root: pathlib.Path, run_name: str, now: datetime.datetime) -> tuple[pathlib.Path, pathlib.Path]:
+    """(temporary dir made, final path free): mkdir `.<stamp>_<run_name>.tmp` first, then check the final name,
+    so two processes never pick the same name (at any instant one of the two exists for a staged run)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for offset in range(1000):
+        stamp = (now + datetime.timedelta(seconds=offset)).strftime("%y%m%d_%H%M%S")
+        final = root / f"{stamp}_{run_name}"
+        tmp = root / _staged_name(final.name)
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        if final.exists():
+            tmp.rmdir()
+            continue
+        return tmp, final
+    raise FileExistsError(f"{root}: expected a free run directory name for {run_name!r}, found 1000 taken")
+
+
+def _check_stage(stage: str, run_name: str, actor: str | None) -> None:
+    if stage not in STAGE_CONFIGS:
+        raise ConfigError(f"stage: expected one of {tuple(STAGE_CONFIGS)}, found {stage!r}")
+    validate_run_name(run_name)
+    if stage == "preproc":
+        validate_run_name(actor, "actor name")
+
+
+def _write_metadata(run_dir: pathlib.Path, configs: Configs, modifiers: Mapping[str, Mapping] | None, stage: str,
+                    actor: str | None, preproc_runs: Mapping[str, str] | None) -> None:
+    """`configs/` of a run: version, RUN_INFO, the stage's full and modifier configs, actor/preproc info, state."""
+    modifiers = configs.modifiers if modifiers is None else modifiers
+    cfg_dir = run_dir / "configs"
+    atomic_write_text(cfg_dir / "VERSION.md", a2f_jax.__version__ + "\n")
+    stage_cfg = configs.get("train" if stage in ("train", "deploy") else stage)
+    atomic_write_text(cfg_dir / "info.txt", str(stage_cfg.get("RUN_INFO", "")))
+    for name in STAGE_CONFIGS[stage]:
+        if modifiers.get(name):
+            atomic_write_json(cfg_dir / f"config_{name}_modifier.json", modifiers[name])
+        full = configs.get(name).to_dict()
+        atomic_write_json(cfg_dir / f"config_{name}_full.json", {k: full[k] for k in sorted(full)})
+    if actor is not None:
+        atomic_write_json(cfg_dir / "actor_info.json", {"actor_name": actor})
+    if stage == "train":
+        runs = _resolved_preproc_runs(configs) if preproc_runs is None else dict(preproc_runs)
+        atomic_write_json(cfg_dir / "preproc_info.json", {"preproc_run_name_full": runs})
+    atomic_write_json(cfg_dir / "state.json", state_info(stage))
 
 
 def create_run_dir(
@@ -184,31 +246,12 @@ def create_run_dir(
 
     `modifiers` defaults to `configs.modifiers`; `actor` is recorded for preproc runs (so "latest"
     can find them); `preproc_runs` ({actor: run name full}) is recorded for train runs and defaults
-    to the train config's PREPROC_RUN_NAME_FULL.
+    to the train config's PREPROC_RUN_NAME_FULL. The folder has no `run_status.json` yet: the stage
+    writes it (a stage that builds its whole folder at once uses `staged_run_dir` instead).
     """
-    if stage not in STAGE_CONFIGS:
-        raise ConfigError(f"stage: expected one of {tuple(STAGE_CONFIGS)}, found {stage!r}")
-    validate_run_name(run_name)
-    if stage == "preproc":
-        validate_run_name(actor, "actor name")
-    modifiers = configs.modifiers if modifiers is None else modifiers
+    _check_stage(stage, run_name, actor)
     run_dir = _make_unique_dir(pathlib.Path(root).resolve(), run_name, now or datetime.datetime.now())
-
-    cfg_dir = run_dir / "configs"
-    atomic_write_text(cfg_dir / "VERSION.md", a2f_jax.__version__ + "\n")
-    stage_cfg = configs.get("train" if stage in ("train", "deploy") else stage)
-    atomic_write_text(cfg_dir / "info.txt", str(stage_cfg.get("RUN_INFO", "")))
-    for name in STAGE_CONFIGS[stage]:
-        if modifiers.get(name):
-            atomic_write_json(cfg_dir / f"config_{name}_modifier.json", modifiers[name])
-        full = configs.get(name).to_dict()
-        atomic_write_json(cfg_dir / f"config_{name}_full.json", {k: full[k] for k in sorted(full)})
-    if actor is not None:
-        atomic_write_json(cfg_dir / "actor_info.json", {"actor_name": actor})
-    if stage == "train":
-        runs = _resolved_preproc_runs(configs) if preproc_runs is None else dict(preproc_runs)
-        atomic_write_json(cfg_dir / "preproc_info.json", {"preproc_run_name_full": runs})
-    atomic_write_json(cfg_dir / "state.json", state_info(stage))
+    _write_metadata(run_dir, configs, modifiers, stage, actor, preproc_runs)
     if attach_log:
         attach_log_file(run_dir)
         get_logger("rundir").info(f"Run directory: {run_dir}")
@@ -217,13 +260,99 @@ def create_run_dir(
     return run_dir
 
 
+@dataclasses.dataclass(frozen=True)
+class StagedRun:
+    """A run folder under construction: write into `path`; it becomes `final` when the stage completes."""
+
+    path: pathlib.Path
+    final: pathlib.Path
+
+
+@contextlib.contextmanager
+def staged_run_dir(
+    root: str | os.PathLike,
+    run_name: str,
+    configs: Configs,
+    modifiers: Mapping[str, Mapping] | None = None,
+    stage: str = "preproc",
+    actor: str | None = None,
+    attach_log: bool = True,
+    now: datetime.datetime | None = None,
+) -> Iterator[StagedRun]:
+    """A run folder built atomically: `.<stamp>_<run_name>.tmp` (status "running") while the block runs, renamed
+    to `<stamp>_<run_name>` with status "complete" when it ends normally, deleted when it raises. A killed stage
+    leaves only the hidden temporary folder, which no reader accepts (`clean_stale_runs` removes it later).
+    The log file follows the folder to its final name."""
+    _check_stage(stage, run_name, actor)
+    root = pathlib.Path(root).resolve()
+    clean_stale_runs(root)
+    tmp, final = _make_staged_dir(root, run_name, now or datetime.datetime.now())
+    logger = get_logger("rundir")
+    try:
+        write_status(tmp, "running", stage=stage, final_name=final.name, **process_fields())
+        _write_metadata(tmp, configs, modifiers, stage, actor, None)
+        if attach_log:
+            attach_log_file(tmp)
+            logger.info(f"Run directory: {final} (written to {tmp.name} until complete)")
+        else:
+            (tmp / LOG_FILE_NAME).touch()
+        yield StagedRun(tmp, final)
+        write_status(tmp, "complete", stage=stage)
+        if final.exists():
+            raise FileExistsError(f"{final}: expected a free run directory name, found an existing folder")
+        os.rename(tmp, final)
+    except BaseException:
+        if attach_log:
+            detach_log_file()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if attach_log:
+        attach_log_file(final)
+
+
+def process_fields() -> dict[str, Any]:
+    """Who is writing a run (recorded with status "running", so a dead writer can be told from a live one)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def writer_alive(record: Mapping[str, Any] | None) -> bool | None:
+    """Whether the process recorded in a "running" status still runs: True/False on this host, None when
+    unknown (another host, or no process recorded)."""
+    if not record or record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return None
+    if record["pid"] == os.getpid():
+        return True
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's process
+    return True
+
+
+def clean_stale_runs(root: str | os.PathLike) -> list[pathlib.Path]:
+    """Delete the temporary folders of staged runs whose process died (kill -9, power loss) on this host;
+    returns what was deleted. Folders of live processes and of other hosts are left alone."""
+    root = pathlib.Path(root)
+    removed = []
+    if not root.is_dir():
+        return removed
+    for path in root.iterdir():
+        if path.is_dir() and _STAGED_DIR.match(path.name) and writer_alive(read_status(path)) is False:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            get_logger("rundir").warning(f"removed {path}: the unfinished folder of a run whose process has died")
+    return removed
+
+
 def _resolved_preproc_runs(configs: Configs) -> dict[str, str]:
     """PREPROC_RUN_NAME_FULL with "latest" names replaced by the run they point to now (where one exists)."""
     runs = {}
     for actor, name in configs.train.PREPROC_RUN_NAME_FULL.items():
         try:
             runs[actor] = resolve_preproc_run(configs.train.PREPROC_ROOT, actor, name).name
-        except ConfigError:
+        except A2FError:
             runs[actor] = name  # recorded as written; training reports the problem itself
     return runs
 
@@ -236,8 +365,10 @@ def _run_actor(run_dir: pathlib.Path) -> str | None:
         return None
 
 
-def list_runs(root: str | os.PathLike, actor: str | None = None, run_name: str | None = None) -> list[pathlib.Path]:
-    """Run dirs under `root`, oldest first; only those of `actor` (per actor_info.json) and `run_name` if given."""
+def list_runs(root: str | os.PathLike, actor: str | None = None, run_name: str | None = None,
+              statuses: tuple[str, ...] | None = ("complete",)) -> list[pathlib.Path]:
+    """Run dirs under `root`, oldest first; only those of `actor` (per actor_info.json) and `run_name` if given,
+    and only those whose `run_status.json` is one of `statuses` (None: any folder named like a run)."""
     root = pathlib.Path(root)
     if not root.is_dir():
         return []
@@ -250,24 +381,35 @@ def list_runs(root: str | os.PathLike, actor: str | None = None, run_name: str |
             continue
         if actor is not None and _run_actor(path) != actor:
             continue
+        if statuses is not None and (read_status(path) or {}).get("status") not in statuses:
+            continue
         runs.append(path)
     return sorted(runs, key=lambda p: p.name[:13] + "\0" + p.name)
 
 
+def _status_text(run_dir: pathlib.Path) -> str:
+    record = read_status(run_dir)
+    return "no run_status.json" if record is None else f"status {record['status']!r}"
+
+
 def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) -> pathlib.Path:
     """The preproc run dir for `actor`: `name` is a full run name (`250909_135508_example`), `"latest"`
-    (the newest run of that actor) or `"latest:<RUN_NAME>"` (the newest with that RUN_NAME)."""
+    (the newest complete run of that actor) or `"latest:<RUN_NAME>"` (the newest complete one with that
+    RUN_NAME). Only complete runs count: an explicit name of an unfinished run is a RunError."""
     root = pathlib.Path(preproc_root).resolve()
     where = f"PREPROC_RUN_NAME_FULL[{actor!r}]"
     if not isinstance(name, str):
-        raise ConfigError(f"{where}: expected a preproc run name or 'latest', found {name!r}")
+        raise ConfigError(f"{where}: expected a preprocessing run name or 'latest', found {name!r}")
     if name == "latest" or name.startswith("latest:"):
         run_name = name.split(":", 1)[1] if ":" in name else None
         runs = list_runs(root, actor=actor, run_name=run_name)
         if not runs:
             detail = f" with RUN_NAME {run_name!r}" if run_name else ""
+            unfinished = list_runs(root, actor=actor, run_name=run_name, statuses=None)
+            found = "none" if not unfinished else "only unfinished ones (" + ", ".join(
+                f"{p.name}: {_status_text(p)}" for p in unfinished[-3:]) + ")"
             raise ConfigError(
-                f"{where}: expected a preprocessing run of actor {actor!r}{detail} under {root}, found none "
+                f"{where}: expected a complete preprocessing run of actor {actor!r}{detail} under {root}, found {found} "
                 f"(run scripts/preproc.py for this actor first)"
             )
         return runs[-1]
@@ -286,8 +428,13 @@ def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) 
         raise ConfigError(
             f"{where}: expected a preprocessing run of actor {actor!r}, found one of {recorded!r} ({path})"
         )
+    record = read_status(path)
+    if record is None or record["status"] != "complete":
+        raise RunError(
+            f"{path}: expected a complete preprocessing run ({where}), found {_status_text(path)} "
+            f"(it failed, was killed or was made by an older a2f-jax: run scripts/preproc.py again)"
+        )
     return path
-
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:

@@ -86,6 +86,11 @@ def test_artifact_tree_names_keys_shapes_dtypes(full_run):
     assert not missing
     assert json.loads((rd / "configs/actor_info.json").read_text()) == {"actor_name": ACTOR}
     assert not list(rd.rglob("*.tmp"))
+    # Built under a temporary name: nothing written refers to it, and the log followed the rename.
+    staged_name = f".{rd.name}.tmp"
+    assert not [p for p in rd.rglob("*") if p.is_file() and p.suffix in (".json", ".xml", ".py") and staged_name in p.read_text()]
+    assert json.loads((rd / "run_status.json").read_text())["status"] == "complete"
+    assert f"Preproc Run Name Full: {rd.name}" in (rd / "log.log").read_text()
 
     skin = _npz(rd / "pca/skin/skin_pca_shapes.npz")
     assert list(skin) == ["shapes_matrix", "shapes_mean"]
@@ -314,3 +319,26 @@ def test_verbose_writes_selection_snapshots(tmp_path):
     final = json.loads((rd / "pca/skin/intermediate/skin_pruned_poses_pca_final.json").read_text())
     assert sum(len(v) for v in snap.values()) == sum(len(v) for v in final.values()) == 104
     assert {k: sorted(v) for k, v in snap.items()} == final
+
+
+def test_failed_stage_leaves_no_run(tmp_path, monkeypatch):
+    """A stage that fails (here the tongue stage, after the skin PCA was written) leaves nothing behind, and
+    "latest" still names the last complete run."""
+    import importlib
+
+    from a2f_jax import rundir
+
+    run_module = importlib.import_module("a2f_jax.preproc.run")  # the package exports the function `run`
+
+    paths = write_structured_actor(tmp_path / "data", SHOTS, 20, V, None, seed=7)
+    paths = {k: paths[k] for k in ("AUDIO_ROOT", "SKIN_CACHE_ROOT", "SKIN_NEUTRAL_FPATH")}
+    good = _run(tmp_path, paths, name="good")
+
+    def broken_tongue(*args):
+        raise DataError("tongue: expected something, found nothing")
+
+    monkeypatch.setattr(run_module, "run_tongue", broken_tongue)
+    with pytest.raises(DataError, match="tongue"):
+        _run(tmp_path, paths, name="bad")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [good.name]
+    assert rundir.resolve_preproc_run(tmp_path / "out", ACTOR, "latest") == good

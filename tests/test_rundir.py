@@ -11,7 +11,7 @@ import re
 import pytest
 
 from a2f_jax import config, rundir
-from a2f_jax.errors import ConfigError
+from a2f_jax.errors import ConfigError, RunError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOW = datetime.datetime(2025, 9, 9, 13, 55, 8)
@@ -99,7 +99,10 @@ def test_two_runs_in_one_second_get_distinct_ordered_names(tmp_path, configs):
     second = rundir.create_run_dir(tmp_path, "example", configs, stage="preproc", actor="claire", now=NOW)
     assert first != second and re.match(r"^\d{6}_\d{6}_example$", second.name)
     assert second.name > first.name
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == second
+    with rundir.staged_run_dir(tmp_path, "example", configs, actor="claire", now=NOW) as third:
+        pass
+    assert third.final.name > second.name
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == third.final
 
 
 def test_run_dir_rejects_bad_input(tmp_path, configs):
@@ -128,7 +131,9 @@ def test_log_file_mirrors_logging_and_follows_the_newest_run(tmp_path, configs):
 
 
 def _preproc(root, actor, name, when, configs):
-    return rundir.create_run_dir(root, name, configs, stage="preproc", actor=actor, now=when, attach_log=False)
+    with rundir.staged_run_dir(root, name, configs, actor=actor, now=when, attach_log=False) as staged:
+        pass
+    return staged.final
 
 
 def test_resolve_preproc_run(tmp_path, configs):
@@ -143,7 +148,7 @@ def test_resolve_preproc_run(tmp_path, configs):
     assert rundir.resolve_preproc_run(tmp_path, "claire", a_old.name) == a_old
     assert [p.name for p in rundir.list_runs(tmp_path)] == [a_old.name, a_new.name, b_new.name]
 
-    with pytest.raises(ConfigError, match=r"expected a preprocessing run of actor 'anna' under .*found none"):
+    with pytest.raises(ConfigError, match=r"expected a complete preprocessing run of actor 'anna' under .*found none"):
         rundir.resolve_preproc_run(tmp_path, "anna", "latest")
     with pytest.raises(ConfigError, match=r"found the placeholder 'XXXXXX_XXXXXX_example'"):
         rundir.resolve_preproc_run(tmp_path, "claire", "XXXXXX_XXXXXX_example")
@@ -164,3 +169,83 @@ def test_train_run_records_latest_preproc_run_resolved(tmp_path, configs):
     assert read(run / "configs" / "preproc_info.json") == {
         "preproc_run_name_full": {"claire": pre.name, "mark": "latest"}
     }
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_staged_run_appears_only_when_complete(tmp_path, configs):
+    done = _preproc(tmp_path, "claire", "example", NOW, configs)
+    assert rundir.read_status(done)["status"] == "complete" and not list(tmp_path.glob(".*"))
+    cm = rundir.staged_run_dir(tmp_path, "example", configs, actor="claire", attach_log=False)
+    staged = cm.__enter__()  # a run in progress (or killed: nobody will ever leave this block)
+    assert staged.path.name == f".{staged.final.name}.tmp" and not staged.final.exists()
+    (staged.path / "pca").mkdir()
+    assert rundir.read_status(staged.path)["status"] == "running"
+    assert rundir.list_runs(tmp_path, statuses=None) == [done]
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    assert rundir.clean_stale_runs(tmp_path) == []  # its process (this one) is alive
+    cm.__exit__(None, None, None)
+    assert staged.final.is_dir() and not staged.path.exists()
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == staged.final
+
+
+def test_failed_staged_run_leaves_nothing(tmp_path, configs):
+    with pytest.raises(ZeroDivisionError):
+        with rundir.staged_run_dir(tmp_path, "example", configs, actor="claire") as staged:
+            (staged.path / "half_written.npz").write_bytes(b"x")
+            rundir.get_logger("test").info("inside the staged run")
+            1 / 0
+    assert not any(tmp_path.iterdir())
+    assert not any(getattr(h, "name", None) == "a2f_jax.run_log" for h in logging.getLogger().handlers)
+
+
+def test_log_of_staged_run_follows_the_rename(tmp_path, configs):
+    with rundir.staged_run_dir(tmp_path, "example", configs, actor="claire") as staged:
+        rundir.get_logger("test").info("while staged")
+    rundir.get_logger("test").info("after the rename")
+    rundir.detach_log_file()
+    text = (staged.final / "log.log").read_text()
+    assert "while staged" in text and "after the rename" in text and f"Run directory: {staged.final}" in text
+
+
+def test_killed_staged_run_is_ignored_then_cleaned(tmp_path, configs):
+    done = _preproc(tmp_path, "claire", "example", NOW, configs)
+    killed = tmp_path / ".250909_140000_example.tmp"  # what kill -9 during preprocessing leaves
+    (killed / "configs").mkdir(parents=True)
+    (killed / "configs" / "actor_info.json").write_text('{"actor_name": "claire"}')
+    rundir.write_status(killed, "running", pid=_dead_pid(), host=__import__("socket").gethostname())
+    other_host = tmp_path / ".250909_140001_example.tmp"
+    other_host.mkdir()
+    rundir.write_status(other_host, "running", pid=1, host="another-machine")
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    with pytest.raises(ConfigError):
+        rundir.resolve_preproc_run(tmp_path, "claire", killed.name)  # not a run name at all
+    assert rundir.clean_stale_runs(tmp_path) == [killed]
+    assert not killed.exists() and other_host.is_dir() and done.is_dir()
+
+
+@pytest.mark.parametrize("status", [None, "running", "failed"])
+def test_unfinished_runs_are_refused(tmp_path, configs, status):
+    """A folder named like a run but not complete: "latest" skips it, its explicit name is a RunError."""
+    done = _preproc(tmp_path, "claire", "example", NOW, configs)
+    bad = rundir.create_run_dir(tmp_path, "example", configs, stage="preproc", actor="claire",
+                                now=NOW + datetime.timedelta(hours=1), attach_log=False)
+    if status is not None:
+        rundir.write_status(bad, status, reason="boom" if status == "failed" else None)
+    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    assert rundir.list_runs(tmp_path) == [done] and rundir.list_runs(tmp_path, statuses=None) == [done, bad]
+    found = "no run_status.json" if status is None else f"status '{status}'"
+    with pytest.raises(RunError, match=rf"{bad}: expected a complete preprocessing run .*found {found}"):
+        rundir.resolve_preproc_run(tmp_path, "claire", bad.name)
+    import shutil
+
+    shutil.rmtree(done)
+    with pytest.raises(ConfigError, match=rf"found only unfinished ones \({bad.name}: {found}\)"):
+        rundir.resolve_preproc_run(tmp_path, "claire", "latest")

@@ -18,24 +18,27 @@ _RULE = "-" * 80
 
 def run(configs: Configs, actor: str) -> pathlib.Path:
     """Preprocess `actor` with the resolved `configs`; returns the run dir
-    `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>` holding the artifact tree of spec §3.9."""
+    `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>` holding the artifact tree of spec §3.9.
+
+    The folder is built under a hidden temporary name and appears only when every stage succeeded
+    (status "complete"); a failed run leaves nothing behind, a killed one only the hidden folder."""
     rundir.setup_logging()
     preproc, dataset = configs.preproc, configs.dataset
     run_name = rundir.validate_run_name(preproc.RUN_NAME, "preproc config [RUN_NAME]")
     rundir.validate_run_name(actor, "actor name")
-    run_dir = rundir.create_run_dir(preproc.PREPROC_OUTPUT_ROOT, run_name, configs, stage="preproc", actor=actor)
     try:
-        t0 = time.time()
+        with rundir.staged_run_dir(preproc.PREPROC_OUTPUT_ROOT, run_name, configs, stage="preproc", actor=actor) as staged:
+            t0 = time.time()
+            log.info(_RULE)
+            log.info(f"Preprocessing run: {staged.final.name} (actor {actor})")
+            log.info(_RULE)
+            run_skin(preproc, dataset, actor, staged.path)
+            run_tongue(preproc, dataset, actor, staged.path)
+            run_deploy(preproc, dataset, actor, staged.path, configs.modifiers.get("dataset"))
+            log.info(f"Total preprocessing time: {time.time() - t0:.2f} sec")
         log.info(_RULE)
-        log.info(f"Preprocessing run: {run_dir.name} (actor {actor})")
-        log.info(_RULE)
-        run_skin(preproc, dataset, actor, run_dir)
-        run_tongue(preproc, dataset, actor, run_dir)
-        run_deploy(preproc, dataset, actor, run_dir, configs.modifiers.get("dataset"))
-        log.info(f"Total preprocessing time: {time.time() - t0:.2f} sec")
-        log.info(_RULE)
-        log.info(f"Preproc Run Name Full: {run_dir.name}")
+        log.info(f"Preproc Run Name Full: {staged.final.name}")
         log.info(_RULE)
     finally:
         rundir.detach_log_file()
-    return run_dir
+    return staged.final
