@@ -26,14 +26,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from a2f_jax.errors import ConfigError, DataError, describe
-from a2f_jax.infer.regression import Geometry, write_outputs  # noqa: F401  (re-exported for callers)
+from a2f_jax.infer.regression import Geometry, check_weight, load_arrays, run_session, write_outputs  # noqa: F401
 
 SAMPLE_RATE = 16000
+STREAM_CHUNK_SECONDS = 4.0  # audio pushed into a stream at a time by iter_geometry (memory bound, not results)
+OFFLINE_DECODE_FRAMES = 256  # frames decoded at once from the offline sampler's rows
 STREAMING_MODES = ("streaming", "streaming_stateless", "streaming_stateless_output_delta")
 
 # (window [1, W], identity [1, A], emotion [1, C, E], latents [S, L, 1, H], noise [1, S+1, F, D])
@@ -138,11 +140,16 @@ class DiffusionEngine:
             for k, v in emotion.items():
                 if k not in self.emotions:
                     raise ConfigError(describe("emotion", k, f"one of {self.emotions} (or 'neutral')", repr(k)))
-                e[self.emotions.index(k)] = float(v)
+                e[self.emotions.index(k)] = check_weight(k, v)
             return e
         arr = np.asarray(emotion, np.float32)
         if arr.ndim not in (1, 2) or arr.shape[-1] != len(e):
             raise ConfigError(describe("emotion", None, f"[{len(e)}] or per-frame [T, {len(e)}] weights", f"shape {arr.shape}"))
+        bad = np.argwhere(~((arr >= 0) & (arr <= 1)))  # NaN too
+        if len(bad):
+            where = tuple(int(i) for i in bad[0])
+            name = self.emotions[where[-1]] + (f" (frame {where[0]})" if arr.ndim == 2 else "")
+            raise ConfigError(describe("emotion", name, "a weight in [0, 1]", repr(float(arr[where]))))
         return arr
 
     # -- noise ----------------------------------------------------------------------------------------------
@@ -174,20 +181,40 @@ class DiffusionEngine:
                 *, mode: str | None = None, seed: int | None = None, condition: str | None = None,
                 delta: bool | None = None) -> Geometry:
         """Whole clip → Geometry [T, ...] with T = num_frames or int(N/16000·fps). fps must be the network's."""
+        blocks = list(self.iter_rows(audio, fps, emotion, num_frames, mode=mode, seed=seed, condition=condition))
+        return self.decode(np.concatenate(blocks, 0), condition=condition, delta=delta)
+
+    def iter_geometry(self, audio: np.ndarray, fps: float | None = None, emotion: Any = None, num_frames: int | None = None,
+                      *, mode: str | None = None, seed: int | None = None, condition: str | None = None,
+                      delta: bool | None = None, chunk_seconds: float = STREAM_CHUNK_SECONDS) -> Iterator[Geometry]:
+        """`predict` as consecutive Geometry chunks. Streaming modes hold one chunk of audio's frames at a time
+        (memory bounded for any clip length); offline samples the whole clip in one pass (as the original;
+        HuBERT attends over the whole clip, so it cannot be cut exactly) and decodes it chunk by chunk."""
+        for rows in self.iter_rows(audio, fps, emotion, num_frames, mode=mode, seed=seed, condition=condition,
+                                   chunk_seconds=chunk_seconds):
+            yield self.decode(rows, condition=condition, delta=delta)
+
+    def iter_rows(self, audio: np.ndarray, fps: float | None = None, emotion: Any = None, num_frames: int | None = None,
+                  *, mode: str | None = None, seed: int | None = None, condition: str | None = None,
+                  chunk_seconds: float = STREAM_CHUNK_SECONDS) -> Iterator[np.ndarray]:
+        """Rows [<=chunk, D] of consecutive frames, T in all (see `predict`)."""
         if fps is not None and abs(float(fps) - self.fps) > 1e-6:
             raise ConfigError(describe("predict", "fps", f"the network's frame rate {self.fps}", repr(fps)))
         audio = _mono(audio)
         n = self.num_frames(len(audio)) if num_frames is None else int(num_frames)
+        if n < 1:
+            raise DataError(describe("audio", None, f"at least one frame ({SAMPLE_RATE / self.fps:.0f} samples at "
+                                     f"{self.fps:g} fps)", f"{len(audio)} samples"))
         mode = mode or self.mode
         if mode == "offline":
             rows = self.offline_rows(audio, emotion, n, seed=seed, condition=condition)
+            for i in range(0, n, OFFLINE_DECODE_FRAMES):
+                yield rows[i:i + OFFLINE_DECODE_FRAMES]
         elif mode in STREAMING_MODES or mode.startswith("streaming"):
             stream = self.stream(emotion=emotion, seed=seed, condition=condition)
-            rows = np.concatenate([stream.push_rows(audio), stream.flush_rows()], 0)
-            rows = _fit(rows, n)
+            yield from _fit_blocks(_stream_blocks(stream, audio, max(int(chunk_seconds * SAMPLE_RATE), 1)), n)
         else:
             raise ConfigError(describe("config_inference", "INFERENCE_MODE", f"'offline' or one of {STREAMING_MODES}", repr(mode)))
-        return self.decode(rows, condition=condition, delta=delta)
 
     def offline_rows(self, audio: np.ndarray, emotion: Any, frames: int, *, seed: int | None = None,
                      condition: str | None = None, noise: np.ndarray | None = None) -> np.ndarray:
@@ -348,6 +375,28 @@ def _fit(rows: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([rows, np.repeat(rows[-1:], n - len(rows), 0)], 0)
 
 
+def _stream_blocks(stream: "Stream", audio: np.ndarray, step: int) -> Iterator[np.ndarray]:
+    """The rows of a whole clip pushed `step` samples at a time, then flushed (same windows as one push)."""
+    for i in range(0, len(audio), step):
+        yield stream.push_rows(audio[i:i + step])
+    yield stream.flush_rows()
+
+
+def _fit_blocks(blocks: Iterable[np.ndarray], n: int) -> Iterator[np.ndarray]:
+    """`_fit` over consecutive row blocks: the first n rows, the last row repeated when there are fewer."""
+    emitted, last = 0, None
+    for rows in blocks:
+        rows = rows[: n - emitted]
+        if len(rows):
+            emitted, last = emitted + len(rows), rows[-1:]
+            yield rows
+    if emitted < n:
+        if last is None:
+            raise DataError(describe("audio", None, f"audio for {n} frames", "no frames"))
+        for i in range(emitted, n, OFFLINE_DECODE_FRAMES):
+            yield np.repeat(last, min(OFFLINE_DECODE_FRAMES, n - i), 0)
+
+
 def _to_delta(rows: np.ndarray, ident: np.ndarray, sizes: Sequence[int], mean: np.ndarray, sc_skin: np.ndarray,
               sc_tongue: np.ndarray, sc_jaw: np.ndarray, sc_eye: np.ndarray) -> np.ndarray:
     """NumPy `diffusion_rnn.to_delta` for one identity row [A]: (x̂0 − mean)·scale (skin/tongue), x̂0·scale (jaw/eye)."""
@@ -500,11 +549,12 @@ def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threa
     geom = StreamGeometry(int(p["num_frames_left_truncate"]), int(p["num_frames_center"]), int(p["num_frames_right_truncate"]),
                           int(p["num_diffusion_steps"]), int(p["num_gru_layers"]), int(p["gru_latent_dim"]),
                           window=int(a["buffer_len"]), padding_left=int(a["padding_left"]), samplerate=int(a["samplerate"]))
-    sess = load_session(str(bundle_dir / "network.onnx"), threads=threads)
+    onnx_path = bundle_dir / "network.onnx"
+    sess = load_session(onnx_path, threads=threads)
 
     def window_fn(w, i, e, lat, nz):
-        pred, lat = sess.run(["prediction", "output_latents"], {"window": w, "identity": i, "emotion": np.ascontiguousarray(e),
-                                                                 "input_latents": lat, "noise": nz})
+        feeds = {"window": w, "identity": i, "emotion": np.ascontiguousarray(e), "input_latents": lat, "noise": nz}
+        pred, lat = run_session(sess, onnx_path, ["prediction", "output_latents"], feeds)
         return pred, lat
 
     actors = list(p["identities"])
@@ -515,9 +565,8 @@ def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threa
             path = bundle_dir / "model_data.npz"
         if not path.is_file():
             raise DataError(describe(bundle_dir / f"model_data_{act}.npz", None, "the model data of each identity", "no such file"))
-        with np.load(path) as z:
-            data[act] = {"neutral_skin": z["neutral_skin"].reshape(-1, 3).astype(np.float32),
-                         "neutral_tongue": z["neutral_tongue"].reshape(-1, 3).astype(np.float32)}
+        z = load_arrays(path, ("neutral_skin", "neutral_tongue"), f"the model data of identity {act!r}")
+        data[act] = {k: v.reshape(-1, 3).astype(np.float32) for k, v in z.items()}
     mode = str(_cfg_get(inference_cfg, "INFERENCE_MODE", "streaming"))
     if mode == "offline":
         mode = "streaming"  # the bundle graph only streams

@@ -84,8 +84,12 @@ class ModelData:
 
     @classmethod
     def load(cls, path: str | pathlib.Path, network_type: str) -> "ModelData":
-        with np.load(path) as z:
-            return cls.from_arrays({k: z[k] for k in z.files}, network_type)
+        from a2f_jax.infer.regression import load_arrays
+
+        keys = ["neutral_jaw", "lip_open_pose_delta", "eye_close_pose_delta", "saccade_rot_matrix"]
+        keys += (["shapes_mean_skin", "shapes_mean_tongue", "shapes_matrix_skin", "shapes_matrix_tongue"]
+                 if network_type == "regression" else ["neutral_skin", "neutral_tongue"])
+        return cls.from_arrays(load_arrays(path, keys, f"the model data of a {network_type} bundle"), network_type)
 
 
 @dataclasses.dataclass

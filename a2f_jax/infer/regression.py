@@ -11,14 +11,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any, Callable, Sequence
+import zipfile
+import zlib
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.errors import A2FError, ConfigError, DataError, describe
 
 WINDOW = 8320
 SAMPLE_RATE = 16000
+BATCH_FRAMES = 64  # frames per network call: the windows of one call are all that is held at a time
+
+
+def check_weight(name: str, value: Any) -> float:
+    """An explicit emotion weight: a number in [0, 1] (the range the network was trained on)."""
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(describe("emotion", name, "a weight in [0, 1]", repr(value)))
+    return v
 
 
 @dataclasses.dataclass
@@ -65,29 +76,52 @@ class RegressionPredictor:
             for k, v in emotion.items():
                 if k not in self.explicit_emotions:
                     raise ConfigError(describe("emotion", k, f"one of {self.explicit_emotions}", repr(k)))
-                e[self.explicit_emotions.index(k)] = float(v)
+                e[self.explicit_emotions.index(k)] = check_weight(k, v)
             return e
         arr = np.asarray(emotion, np.float32)
         if arr.shape != e.shape:
             raise ConfigError(describe("emotion", None, f"{len(e)} weights", f"{arr.shape}"))
+        for k, v in zip(self.explicit_emotions, arr.tolist()):
+            check_weight(k, v)
         return arr
 
-    def predict(self, audio: np.ndarray, fps: float = 30.0, emotion: Any = None, source: tuple[str, int] | None = None,
-                num_frames: int | None = None, batch: int = 64) -> Geometry:
+    def num_frames(self, num_samples: int, fps: float) -> int:
+        """Frames of a clip: int(N/16000·fps), centred at (i + 0.5)/fps."""
+        return int(num_samples / SAMPLE_RATE * fps)
+
+    def iter_rows(self, audio: np.ndarray, fps: float = 30.0, emotion: Any = None, source: tuple[str, int] | None = None,
+                  num_frames: int | None = None, batch: int = BATCH_FRAMES) -> Iterator[np.ndarray]:
+        """Network rows in consecutive blocks [<=batch, D]; each block's windows are cut from the audio when it
+        runs, so memory does not grow with the clip (the rows equal one pass over all windows)."""
         from a2f_jax.data.audio import frame_windows
 
-        n = int(num_frames if num_frames is not None else len(audio) / SAMPLE_RATE * fps)
-        windows = frame_windows(np.asarray(audio, np.float32), n, fps, size=WINDOW).astype(np.float32)
+        if not fps > 0:
+            raise ConfigError(describe("predict", "fps", "a positive frame rate", repr(fps)))
+        audio = np.asarray(audio, np.float32)
+        n = int(num_frames if num_frames is not None else self.num_frames(len(audio), fps))
         emo = np.concatenate([self.implicit(source), self.explicit(emotion)])[None, None].astype(np.float32)
-        rows = []
+        emo = np.repeat(emo, batch, axis=0)
         for i in range(0, n, batch):
-            w = windows[i:i + batch]
-            pad = batch - len(w)  # constant batch: one compiled program / one ORT shape
-            w = np.concatenate([w, np.zeros((pad, WINDOW), np.float32)]) if pad else w
-            out = self.run_fn(w[:, None], np.repeat(emo, batch, axis=0))
-            rows.append(np.asarray(out)[: batch - pad, 0])
-        raw = np.concatenate(rows) if rows else np.zeros((0, self.output_size), np.float32)
-        return self.decode(raw, fps)
+            b = min(batch, n - i)
+            w = np.zeros((batch, 1, WINDOW), np.float32)  # constant batch: one compiled program / one ORT shape
+            w[:b, 0] = frame_windows(audio, b, fps, size=WINDOW, first_frame=i)
+            yield np.asarray(self.run_fn(w, emo), np.float32)[:b, 0]
+
+    def predict_rows(self, audio: np.ndarray, fps: float = 30.0, emotion: Any = None, source: tuple[str, int] | None = None,
+                     num_frames: int | None = None, batch: int = BATCH_FRAMES) -> np.ndarray:
+        """Network rows [T, D] of a clip (T = num_frames or int(N/16000·fps))."""
+        blocks = list(self.iter_rows(audio, fps, emotion, source, num_frames, batch))
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.output_size), np.float32)
+
+    def iter_geometry(self, audio: np.ndarray, fps: float = 30.0, emotion: Any = None, source: tuple[str, int] | None = None,
+                      num_frames: int | None = None, batch: int = BATCH_FRAMES) -> Iterator[Geometry]:
+        """`predict` in consecutive Geometry chunks of `batch` frames (bounded memory for any clip length)."""
+        for rows in self.iter_rows(audio, fps, emotion, source, num_frames, batch):
+            yield self.decode(rows, fps)
+
+    def predict(self, audio: np.ndarray, fps: float = 30.0, emotion: Any = None, source: tuple[str, int] | None = None,
+                num_frames: int | None = None, batch: int = BATCH_FRAMES) -> Geometry:
+        return self.decode(self.predict_rows(audio, fps, emotion, source, num_frames, batch), fps)
 
     @property
     def output_size(self) -> int:
@@ -120,9 +154,10 @@ def from_run(run_dir: str | pathlib.Path) -> RegressionPredictor:
     params = jax.tree_util.tree_map(jnp.asarray, load_params(run_dir / PARAMS_FILE))
     apply = jax.jit(lambda a, e: model.apply_eval(params["net"], a, e, None))
     preproc = _preproc_dir(run_dir)
-    skin = np.load(preproc / "pca/skin/skin_pca_shapes.npz")
-    tongue = np.load(preproc / "pca/tongue/tongue_pca_shapes.npz")
-    info = json.loads((run_dir / "deploy/network_info.json").read_text())["params"]
+    pca_keys = ("shapes_matrix", "shapes_mean")
+    skin = load_arrays(preproc / "pca/skin/skin_pca_shapes.npz", pca_keys, "the skin PCA of the preprocessing run")
+    tongue = load_arrays(preproc / "pca/tongue/tongue_pca_shapes.npz", pca_keys, "the tongue PCA of the preprocessing run")
+    info = read_json(run_dir / "deploy/network_info.json", "the network_info.json of a training run").get("params", {})
     return RegressionPredictor(
         run_fn=lambda w, e: np.asarray(apply(w, e)),
         shapes_skin=skin["shapes_matrix"], mean_skin=skin["shapes_mean"].reshape(-1, 3),
@@ -146,53 +181,91 @@ def _preproc_dir(run_dir: pathlib.Path) -> pathlib.Path:
 
 def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> RegressionPredictor:
     """onnxruntime backend from a deploy bundle."""
-    import onnxruntime as ort
-
     from a2f_jax.models.emotion_db import ImplicitEmotionDB
+    from export.runtime_feed import load_session
 
     bundle_dir = pathlib.Path(bundle_dir)
-    info = json.loads((bundle_dir / "network_info.json").read_text())
-    actor = actor or info["id"]["actor"]
+    info_path = bundle_dir / "network_info.json"
+    info = read_json(info_path, "the network_info.json of a regression deploy bundle")
+    p = info.get("params", {}) if isinstance(info, dict) else {}
+    for key in ("explicit_emotions", "result_jaw_size", "result_eyes_size"):
+        if key not in p:
+            raise DataError(describe(info_path, f"params.{key}", "a value (regression network_info)", "missing"))
+    actor = actor or info.get("id", {}).get("actor")
     data_path = bundle_dir / f"model_data_{actor}.npz"
     if not data_path.is_file():
         data_path = bundle_dir / "model_data.npz"
-    data = np.load(data_path)
-    sess = ort.InferenceSession(str(bundle_dir / "network.onnx"), providers=["CPUExecutionProvider"])
+    data = load_arrays(data_path, ("shapes_matrix_skin", "shapes_mean_skin", "shapes_matrix_tongue", "shapes_mean_tongue"),
+                       "the model data of a regression bundle")
+    emo_path = bundle_dir / "implicit_emo_db.npz"
+    load_arrays(emo_path, ("emo_db", "emo_spec_names", "emo_spec_start", "emo_spec_size"), "the implicit emotion database")
+    emo_db = ImplicitEmotionDB.load_npz(emo_path)
+    onnx_path = bundle_dir / "network.onnx"
+    sess = load_session(onnx_path, threads=0)  # 0: onnxruntime's default (all cores) for offline batches
     cfg_path = bundle_dir / f"model_config_{actor}.json"
     if not cfg_path.is_file():
         cfg_path = bundle_dir / "model_config.json"  # regression bundles carry no actor tag (spec §1.2)
     source = None
     if cfg_path.is_file():
-        c = json.loads(cfg_path.read_text()).get("config", {})
+        c = read_json(cfg_path, "the model_config.json of a deploy bundle").get("config", {})
         if "source_shot" in c:
             source = (c["source_shot"], int(c.get("source_frame", 0)))
-    p = info["params"]
     return RegressionPredictor(
-        run_fn=lambda w, e: sess.run(["result"], {"input": w, "emotion": e})[0],
+        run_fn=lambda w, e: run_session(sess, onnx_path, ["result"], {"input": w, "emotion": e})[0],
         shapes_skin=data["shapes_matrix_skin"], mean_skin=data["shapes_mean_skin"].reshape(-1, 3),
         shapes_tongue=data["shapes_matrix_tongue"], mean_tongue=data["shapes_mean_tongue"].reshape(-1, 3),
-        explicit_emotions=list(p["explicit_emotions"]),
-        emo_db=ImplicitEmotionDB.load_npz(bundle_dir / "implicit_emo_db.npz"),
+        explicit_emotions=list(p["explicit_emotions"]), emo_db=emo_db,
         jaw_size=int(p["result_jaw_size"]), eye_size=int(p["result_eyes_size"]), default_source=source,
     )
 
 
-def write_outputs(geom: Geometry, out_dir: str | pathlib.Path, name: str, npy: bool = True, maya_cache: bool = True) -> list[pathlib.Path]:
-    """`<name>_{skin,tongue,jaw,eye}.npy` and Maya caches `<name>_{skin,tongue}.xml/.mc` (atomic writes)."""
-    from a2f_jax.data.caches import write_maya_cache
-    from a2f_jax.io_utils import atomic_save_npy
+# Errors numpy / zipfile raise on a missing, truncated or foreign .npz.
+NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    if npy:
-        for ch in ("skin", "tongue", "jaw", "eye"):
-            path = out_dir / f"{name}_{ch}.npy"
-            atomic_save_npy(path, getattr(geom, ch))
-            written.append(path)
-    if maya_cache:
-        for ch in ("skin", "tongue"):
-            path = out_dir / f"{name}_{ch}.xml"
-            write_maya_cache(path, getattr(geom, ch), geom.fps)
-            written.append(path)
-    return written
+
+def load_arrays(path: str | pathlib.Path, keys: Sequence[str], what: str) -> dict[str, np.ndarray]:
+    """The named arrays of a .npz, read in full; a missing file, a missing key or an unreadable archive is a
+    DataError naming the file and the key."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(describe(path, None, what, "no such file"))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise DataError(describe(path, None, f"a .npz archive ({what})", "a single .npy array"))
+            for key in keys:
+                if key not in z.files:
+                    raise DataError(describe(path, key, f"an array {key!r} ({what})", f"keys {sorted(z.files)}"))
+            return {key: np.asarray(z[key]) for key in keys}
+    except A2FError:
+        raise
+    except NPZ_ERRORS as exc:
+        raise DataError(describe(path, None, f"a readable .npz archive ({what})", f"{type(exc).__name__}: {exc}")) from exc
+
+
+def read_json(path: pathlib.Path, what: str) -> Any:
+    """A JSON file of a bundle or run; missing or malformed is a DataError naming it."""
+    if not path.is_file():
+        raise DataError(describe(path, None, what, "no such file"))
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(describe(path, None, f"valid JSON ({what})", f"{type(exc).__name__}: {exc}")) from exc
+
+
+def run_session(sess: Any, onnx_path: pathlib.Path, outputs: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """`sess.run`, with onnxruntime's own errors (a graph that does not fit its network_info) as a DataError."""
+    try:
+        return sess.run(list(outputs), feeds)
+    except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidArgument, ...)
+        shapes = {k: list(np.shape(v)) for k, v in feeds.items()}
+        raise DataError(describe(onnx_path, "run", f"a graph accepting the inputs {shapes}",
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from exc
+
+
+def write_outputs(geom: Geometry, out_dir: str | pathlib.Path, name: str, npy: bool = True, maya_cache: bool = True) -> list[pathlib.Path]:
+    """`<name>_{skin,tongue,jaw,eye}.npy` and Maya caches `<name>_{skin,tongue}.xml/.mc` of a whole clip
+    (atomic; `infer.outputs.write_chunks` writes a clip chunk by chunk)."""
+    from a2f_jax.infer import outputs
+
+    return outputs.write_chunks(outputs.split(geom), out_dir, name, len(geom.skin), geom.fps, npy=npy, maya_cache=maya_cache)
