@@ -404,7 +404,7 @@ def trt_differences(trt_path: pathlib.Path, info: Mapping[str, Any]) -> list[str
     for name in (n for n, (role, _) in C.ONNX_IO[kind].items() if role == "input"):
         want = ",".join("b" if d == "B" else str(d) for d in shapes[name])
         if trt.get(name) != want:
-            out.append(f"{name}: expected {want!r}, found {trt.get(name, 'nothing')!r}")
+            out.append(f"{name}: expected {want!r}, found {repr(trt[name]) if name in trt else 'nothing'}")
     return out
 
 

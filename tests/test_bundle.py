@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import pathlib
+import stat
 import types
 
 import numpy as np
 import pytest
 
 import bundle_fixtures as F
+from a2f_jax import rundir
 from a2f_jax.errors import ConfigError, DataError
 from export import bundle, check
 from export import contract as C
@@ -125,7 +129,7 @@ def test_model_config_keeps_explicit_source():
     assert (cfg["config"]["source_shot"], cfg["config"]["source_frame"]) == ("shot_b", 17)
 
 
-def test_deploy_run_resolves_training_and_preproc_dirs(tmp_path):
+def test_deploy_run_resolves_training_and_preproc_dirs(tmp_path, caplog):
     kw = F.bundle_kwargs(tmp_path, "regression")
     preproc = tmp_path / "output_preproc" / "250101_000000_pre" / "deploy"
     preproc.mkdir(parents=True)
@@ -137,13 +141,17 @@ def test_deploy_run_resolves_training_and_preproc_dirs(tmp_path):
     (run / "deploy" / "network_info.json").write_text(json.dumps(kw["network_info"]))
     (run / "deploy" / "network.onnx").write_bytes(kw["onnx_model"])
     np.savez(run / "deploy" / "implicit_emo_db.npz", **bundle.emo_db_arrays(F.emo_db()))
+    (run / "deploy" / "trt_info.json").write_text(json.dumps(_trainer_trt(kw["network_info"])))
+    rundir.write_status(run, "complete")
     configs = types.SimpleNamespace(
         network_type="regression",
         train=types.SimpleNamespace(TRAIN_OUTPUT_ROOT=str(tmp_path / "output_train"), PREPROC_ROOT=str(tmp_path / "output_preproc"),
                                     FINAL_DEPLOY_ROOT=str(tmp_path / "output_deploy")),
         inference=types.SimpleNamespace(CONFIG={"source_shot": "shot_b", "source_frame": 3}),
     )
-    out = bundle.deploy_run(configs, "250102_000000_reg")
+    with caplog.at_level(logging.WARNING):
+        out = bundle.deploy_run(configs, "250102_000000_reg")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text  # a fresh run: no "differs"
     assert out == tmp_path / "output_deploy" / "250102_000000_reg"
     assert json.loads((out / "model_config.json").read_text())["config"]["source_shot"] == "shot_b"
     assert check.errors(check.check_bundle(out)) == []
@@ -176,3 +184,49 @@ def test_animate_a_bundle_end_to_end(tmp_path, kind, ids):
         np.testing.assert_allclose(geo["skin"], want["skin"], atol=1e-6)
     with pytest.raises(DataError, match="identities"):
         run_bundle.animate(out, audio, actor="nobody")
+
+
+def _trainer_trt(info: dict) -> dict:
+    """deploy/trt_info.json in the compact layout the trainers write (trainer_regression / trainer_diffusion
+    write_run_metadata): one "b,..." shape string per network input."""
+    p = info["params"]
+    if info["id"]["type"] == "regression":
+        e = p["implicit_emotion_len"] + len(p["explicit_emotions"])
+        return {"input": "b,1,8320", "emotion": f"b,1,{e}", "extra": "--memPoolSize=tacticSharedMem:0.046875"}
+    s, d = p["num_diffusion_steps"], p["skin_size"] + p["tongue_size"] + p["jaw_size"] + p["eyes_size"]
+    return {"window": "b,16000", "identity": f"b,{len(p['identities'])}", "emotion": f"b,30,{len(p['emotions'])}",
+            "input_latents": f"{s},{p['num_gru_layers']},b,{p['gru_latent_dim']}", "noise": f"b,{s + 1},60,{d}",
+            "estimated_trt_builder_time": 150, "MAX_BATCH_SIZE": 8, "OPT_BATCH_SIZE": 3}
+
+
+@pytest.mark.parametrize("kind", ["regression", "diffusion"])
+def test_trt_info_of_a_fresh_run_matches_and_a_real_difference_is_named(tmp_path, kind):
+    info = F.regression_info() if kind == "regression" else F.diffusion_info()
+    path = tmp_path / "trt_info.json"
+    for same in (_trainer_trt(info), C.trt_info(info)):  # the trainers' layout and the original's
+        path.write_text(json.dumps(same))
+        assert bundle.trt_differences(path, info) == []
+    changed = _trainer_trt(info)
+    changed["emotion"] += "0"  # ten times the emotion length
+    del changed["input" if kind == "regression" else "window"]
+    path.write_text(json.dumps(changed))
+    diffs = bundle.trt_differences(path, info)
+    assert len(diffs) == 2 and any(d.startswith("emotion: expected") for d in diffs) and any(d.endswith("found nothing") for d in diffs)
+    original = C.trt_info(info)
+    original["trt_build_param"]["batch"][0] = original["trt_build_param"]["batch"][0].replace("emotion:1x", "emotion:2x")
+    path.write_text(json.dumps(original))
+    assert any("--minShapes" in d for d in bundle.trt_differences(path, info))
+    path.write_text("{not json")
+    assert bundle.trt_differences(path, info)[0].startswith("not JSON")
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_bundle_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    kw = F.bundle_kwargs(tmp_path, "regression")
+    old = os.umask(umask)
+    try:
+        out = bundle.write_bundle(tmp_path / "b", **kw, run_onnx=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == dir_mode
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {p.name: file_mode for p in out.iterdir()}

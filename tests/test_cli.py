@@ -8,6 +8,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from a2f_jax import cli
@@ -107,3 +108,116 @@ def test_print_config_script_end_to_end(tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert bad.returncode == 2 and "did you mean 'NUM_EPOCHS'" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- the guard
+
+
+def _guarded(exc_factory, capsys, debug=False):
+    def main(argv):
+        raise exc_factory()
+
+    code = cli.main_guard(main)(["--debug"] if debug else [])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and (("Traceback" in err) == debug), err
+    return code, lines[0]
+
+
+def test_guard_project_errors_keep_their_exit_code(capsys):
+    from a2f_jax.errors import DataError, TrainingStopped
+
+    assert _guarded(lambda: DataError("a.wav: expected audio, found text"), capsys) == (2, "error: a.wav: expected audio, found text")
+    assert _guarded(lambda: TrainingStopped("interrupted at step 3"), capsys) == (3, "error: interrupted at step 3")
+    assert _guarded(lambda: DataError("x"), capsys, debug=True)[0] == 2
+    assert cli.main_guard(lambda argv: None)([]) == 0 and cli.main_guard(lambda argv: 1)([]) == 1
+
+
+def test_guard_os_errors_name_the_path(capsys):
+    code, line = _guarded(lambda: PermissionError(13, "Permission denied", "/ws/output_train"), capsys)
+    assert code == 2 and line.startswith("error: /ws/output_train: Permission denied") and "read-only" in line
+    code, line = _guarded(lambda: OSError(28, "No space left on device", "/ws/x.npz"), capsys)
+    assert code == 2 and line == "error: /ws/x.npz: No space left on device (the disk is full)"
+    code, line = _guarded(lambda: FileNotFoundError(2, "No such file or directory", "/a", None, "/b"), capsys)
+    assert code == 2 and line.startswith("error: /a -> /b: No such file or directory")
+
+
+def test_guard_known_library_errors(tmp_path, capsys):
+    import onnxruntime as ort
+    from flax import serialization
+
+    bad = tmp_path / "network.onnx"
+    bad.write_bytes(b"\x08\x07\x12\x04abcd")
+
+    def ort_error():
+        try:
+            ort.InferenceSession(str(bad))
+        except Exception as exc:  # noqa: BLE001 - the library's own type
+            return exc
+
+    code, line = _guarded(ort_error, capsys)
+    assert code == 2 and line.startswith("error: onnxruntime: ") and str(bad) in line and "--debug" in line
+
+    def msgpack_error():  # a builtin ValueError out of msgpack's C code: known by the frame that raised it
+        try:
+            serialization.msgpack_restore(serialization.msgpack_serialize({"w": np.ones(4)})[:7])
+        except ValueError as exc:
+            return exc
+
+    code, line = _guarded(msgpack_error, capsys)
+    assert code == 2 and line.startswith(("error: msgpack: ValueError: ", "error: flax serialization: ValueError: "))
+
+    from jax._src.sharding import IndivisibleError
+
+    code, line = _guarded(lambda: IndivisibleError("array axis 0 is partitioned 2 times, but the dimension size is 3"), capsys)
+    assert code == 2 and line.startswith("error: jax: IndivisibleError: array axis 0")
+
+
+def test_guard_orbax_error(tmp_path, capsys):
+    import orbax.checkpoint as ocp
+
+    def orbax_error():
+        try:
+            with ocp.CheckpointManager(tmp_path / "ckpt") as manager:
+                manager.save(0, args=ocp.args.StandardSave({"kernel": np.zeros((3, 0), np.float32)}))
+                manager.wait_until_finished()
+        except ValueError as exc:
+            return exc
+        raise AssertionError("orbax saved a zero-size array")
+
+    code, line = _guarded(orbax_error, capsys)
+    assert code == 2 and line.startswith("error: checkpoint (orbax): ValueError: ") and "zero size" in line
+
+
+def test_guard_internal_errors_and_ctrl_c(capsys):
+    code, line = _guarded(lambda: ZeroDivisionError("division by zero"), capsys)
+    assert code == 1 and line == "error: internal error: ZeroDivisionError: division by zero (run with --debug for the traceback)"
+
+    def jax_bug():  # a tracing error inside jax is a bug of ours, not a user error
+        import jax
+
+        try:
+            jax.jit(lambda x: 1 if x > 0 else 0)(1.0)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    assert _guarded(jax_bug, capsys)[0] == 1
+    assert _guarded(KeyboardInterrupt, capsys) == (130, "error: interrupted (Ctrl-C)")
+    code, line = _guarded(lambda: ValueError("a\nb\n\nc"), capsys)
+    assert line == "error: internal error: ValueError: a b c (run with --debug for the traceback)"
+
+
+def test_guard_passes_system_exit():
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main_guard(lambda argv: cli.parse(["--config", REG, "--print-config"]))([])
+    assert exit_info.value.code == 0
+
+
+def test_scripts_own_parsers_accept_debug():
+    parser = cli.ArgumentParser()
+    parser.add_argument("--x", type=int)
+    assert parser.parse_args(["--debug", "--x", "1"]).debug is True
+    with pytest.raises(cli.UsageError, match="invalid int value"):
+        parser.parse_args(["--x", "one"])
+    configs, args = cli.parse(["--config", REG, "--debug"])
+    assert args.debug is True

@@ -138,6 +138,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
         np.savez(pre / "network_data.npz", **F.model_data(i))
         runs[actor] = pre.parent.name
     (run / "configs" / "preproc_info.json").write_text(json.dumps({"preproc_run_name_full": runs}))
+    (run / "run_status.json").write_text(json.dumps({"status": "complete"}))  # deploy takes finished runs only
     train = ml_collections.ConfigDict({"TRAIN_OUTPUT_ROOT": str(tmp_path / "train"), "PREPROC_ROOT": str(tmp_path / "preproc"),
                                        "FINAL_DEPLOY_ROOT": str(tmp_path / "deploy"), "DIFFUSION_NOISE_SCHEDULE": "cosine"})
     inference = ml_collections.ConfigDict({"CONFIG": {}, "TIMESTEP_RESPACING": "2", "SKIP_STEPS": 0})

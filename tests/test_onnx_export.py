@@ -134,6 +134,7 @@ def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path)
     pre.mkdir(parents=True)
     np.savez(pre / "network_data.npz", **F.model_data())
     (run / "configs" / "preproc_info.json").write_text(json.dumps({"preproc_run_name_full": {"claire": "250101_000000_pre"}}))
+    (run / "run_status.json").write_text(json.dumps({"status": "complete"}))  # deploy takes finished runs only
     configs = types.SimpleNamespace(
         network_type="regression", inference=types.SimpleNamespace(CONFIG={}),
         train=types.SimpleNamespace(TRAIN_OUTPUT_ROOT=str(tmp_path / "train"), PREPROC_ROOT=str(tmp_path / "preproc"),
