@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCK) setup.py | sha1sum | cut -c1-12)
 
-.PHONY: install test demo demo-diffusion bench clean
+.PHONY: install install-cuda12 install-cuda13 install-tpu test test-py312 demo demo-diffusion bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,34 @@ $(STAMP): $(LOCK) setup.py
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Accelerator builds of the venv's JAX version (README: which to pick).
+install-cuda12 install-cuda13 install-tpu: $(STAMP)
+	$(PY) -m pip install -q "jax[$(subst install-,,$@)]==$$($(PY) -c 'import jax; print(jax.__version__)')"
+
+# The same code on Python 3.12 with current JAX (0.11.x, as GPU images ship it): a fast subset of the suite.
+# (pyenv's shim for python3.12 fails unless 3.12 is selected, so its install folder is tried first)
+PYTHON312 ?= $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || true)
+ifeq ($(PYTHON312),)
+PYTHON312 := $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null)
+endif
+VENV312 := .venv312
+LOCK312 := requirements-py312.lock
+STAMP312 := $(VENV312)/.installed-$(shell cat $(LOCK312) setup.py | sha1sum | cut -c1-12)
+PY312_TESTS := tests/test_fast_random.py tests/test_dense.py tests/test_gru.py tests/test_gaussian_diffusion.py \
+	tests/test_checkpoint.py tests/test_layers.py tests/test_audio_encoder.py tests/test_loop.py tests/test_caches.py \
+	tests/test_onnx_export.py
+
+$(STAMP312): $(LOCK312) setup.py
+	@test -n "$(PYTHON312)" || { echo "error: python3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 2; }
+	test -x $(VENV312)/bin/python || $(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q -r $(LOCK312)
+	$(VENV312)/bin/python -m pip install -q --no-deps -e .
+	rm -f $(VENV312)/.installed-*
+	touch $@
+
+test-py312: $(STAMP312)
+	$(VENV312)/bin/python -m pytest -q -p no:cacheprovider $(PY312_TESTS)
+
 demo: $(STAMP)
 	$(PY) scripts/demo.py --network regression
 
@@ -29,4 +57,4 @@ bench: $(STAMP)
 	$(PY) scripts/bench.py
 
 clean:
-	rm -rf $(VENV) .jax_cache .pytest_cache
+	rm -rf $(VENV) $(VENV312) .jax_cache .pytest_cache

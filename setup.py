@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["a2f_jax", "a2f_jax.*", "export", "export.*"]),
     python_requires=">=3.11",
     install_requires=[
-        "jax>=0.10,<0.11",
+        "jax>=0.10,<0.12",
         "flax>=0.12,<0.13",
         "optax>=0.2.8,<0.3",
         "orbax-checkpoint>=0.11,<0.11.37",
@@ -29,5 +29,11 @@ setup(
         "imageio-ffmpeg>=0.5,<1",
         "tqdm>=4.66,<5",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # Accelerator builds of the same JAX: pick the one that matches the machine's driver (README).
+        "cuda12": ["jax[cuda12]>=0.10,<0.12"],
+        "cuda13": ["jax[cuda13]>=0.10,<0.12"],
+        "tpu": ["jax[tpu]>=0.10,<0.12"],
+    },
 )
