@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from a2f_jax.errors import A2FError
 from a2f_jax.train import optim
 from a2f_jax.train.checkpoint import Checkpointer
 from a2f_jax.train.loop import LoopSettings, NonFiniteLossError, run_loop
@@ -65,8 +66,9 @@ def test_nan_guard_names_step_and_checkpoint(tmp_path):
         return b
 
     ckpt = Checkpointer(tmp_path / "ckpt")
-    with pytest.raises(NonFiniteLossError, match=r"at step 7 .*last good checkpoint is step 5"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 7 .*last good checkpoint is step 5") as info:
         run_loop(state, 0, step, bad_batch, LoopSettings(20, 10, checkpoint_period=5, show_progress=False), checkpointer=ckpt)
+    assert isinstance(info.value, A2FError) and info.value.exit_code == 2  # one error line, not a traceback
 
 
 def test_sigterm_saves_and_stops(tmp_path):
@@ -79,8 +81,38 @@ def test_sigterm_saves_and_stops(tmp_path):
 
     ckpt = Checkpointer(tmp_path / "ckpt")
     res = run_loop(state, 0, step, batch_then_signal, LoopSettings(100, 10, show_progress=False), checkpointer=ckpt)
-    assert res.interrupted and res.last_step == 4
+    assert res.interrupted and res.last_step == 4 and res.reason == "SIGTERM" and not res.stopped
     assert ckpt.latest_step() == 4
+
+
+def test_stop_file_stops_gracefully_and_is_removed(tmp_path):
+    state, step, make_batch = _problem()
+    stop = tmp_path / "STOP"
+    seen = []
+
+    def batch_then_stop(k):
+        if k == 5:
+            stop.touch()
+        return make_batch(k)
+
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    settings = LoopSettings(100, 10, checkpoint_period=3, show_progress=False, stop_file=stop)
+    res = run_loop(state, 0, step, batch_then_stop, settings, checkpointer=ckpt,
+                   on_checkpoint=lambda s, history: seen.append(s))
+    assert res.stopped and not res.interrupted and res.reason == "STOP file" and res.last_step == 6
+    assert ckpt.steps() == [3, 6] and seen == [3, 6] and not stop.exists()
+
+
+def test_signal_after_the_last_step_is_a_complete_run(tmp_path):
+    state, step, make_batch = _problem()
+
+    def signal_at_last(k):
+        if k == 9:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return make_batch(k)
+
+    res = run_loop(state, 0, step, signal_at_last, LoopSettings(10, 10, show_progress=False))
+    assert res.last_step == 10 and not res.interrupted and res.reason is None
 
 
 def test_validation_hook_and_history():
