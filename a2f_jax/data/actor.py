@@ -136,7 +136,7 @@ def load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
             return {key: data[key] for key in data.files}
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as err:
+    except (ValueError, OSError, EOFError, MemoryError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(describe(path, None, "a readable .npz archive of plain arrays", f"{type(err).__name__}: {err}")) from err
 
 

@@ -142,7 +142,9 @@ def parse_npy_header(f: Any, size: int, where: PathLike) -> NpyHeader:
         raise DataError(
             describe(where, "header length", f"at most {min(NPY_MAX_HEADER, size - start)} bytes", f"{header_len} bytes")
         )
-    text = (head[start:] + f.read(header_len - (len(head) - start)))[:header_len]
+    text = head[start : start + header_len]
+    if header_len > len(text):
+        text += f.read(header_len - len(text))
     try:
         fields = ast.literal_eval(bytes(text).decode(encoding))
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as err:

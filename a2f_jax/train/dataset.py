@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from a2f_jax.data import caches
+from a2f_jax.data import caches, check
 from a2f_jax.data.actor import actor_value, load_npz
 from a2f_jax.errors import ConfigError, DataError, describe
 
@@ -301,8 +301,14 @@ def _clip_entries(entries: Sequence[Any], key: str) -> list[tuple]:
 
 
 def build_clips(entries: Sequence[Any], data: TrainingData, dataset_cfg: Any, key: str = "CLIPS") -> list[Clip]:
-    """Parse `CLIPS` tuples, apply the audio offset clipping rule and check the ranges (§4.2)."""
-    clips = []
+    """Parse `CLIPS` tuples, apply the audio offset clipping rule and check the ranges (§4.2).
+
+    Every clip's audio gets the checks of scripts/check_dataset.py (`check.clip_audio_problems`: the
+    file exists, decodes, and lasts as long as its shot's animation) before training starts; all
+    failing clips are listed in one DataError.
+    """
+    clips, problems = [], []
+    checked: dict[tuple[pathlib.Path, int], list[str]] = {}  # several clips may share one audio file
     for i, (actor, shot, rng, speaker, lang, rel, offset) in enumerate(_clip_entries(entries, key)):
         idx = data.shot_index(actor, shot)
         first, last = int(rng[0]), int(rng[1])
@@ -318,9 +324,15 @@ def build_clips(entries: Sequence[Any], data: TrainingData, dataset_cfg: Any, ke
         if root is None:
             raise ConfigError(describe("config_dataset", f"AUDIO_ROOT[{actor!r}]", "the audio folder of the actor", "nothing"))
         audio = pathlib.Path(root) / rel
-        if not audio.is_file():
-            raise DataError(describe(audio, f"{key}[{i}]", "the clip's audio file", "no such file"))
+        if (audio, idx) not in checked:
+            checked[audio, idx] = check.clip_audio_problems(audio, n, data.shots[idx].fps)[1]
+        problems += [f"{key}[{i}] (shot {shot!r}): {problem}" for problem in checked[audio, idx]]
         clips.append(Clip(actor, shot, first, last, speaker, lang, audio, offset, idx))
+    if problems:
+        raise DataError(
+            f"config_train.{key}: {len(problems)} clip(s) fail the audio checks of scripts/check_dataset.py:\n  "
+            + "\n  ".join(problems)
+        )
     return clips
 
 
