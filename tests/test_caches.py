@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import pathlib
 import struct
+import zipfile
 
 import numpy as np
 import pytest
 
-from a2f_jax.data import caches
+from a2f_jax.data import actor, caches
+from a2f_jax.preproc import sources
 from a2f_jax.errors import DataError
 
 NAME = b"head_meshShape\0\0"  # name_len 15 (with NUL), padded to 16
@@ -117,6 +120,66 @@ def test_unknown_extension(tmp_path):
         caches.read_cache(tmp_path / "a.abc")
 
 
+NPY_READERS = {
+    "read_cache": caches.read_cache,
+    "cache_num_verts": caches.cache_num_verts,
+    "actor.load_array": actor.load_array,
+    "sources.load_npy": lambda p: sources.load_npy(p, "SKIN_NEUTRAL_FPATH"),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(NPY_READERS))
+def test_npy_longer_or_shorter_than_its_header_rejected(tmp_path, reader):
+    np.save(tmp_path / "a.npy", _frames())
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "long.npy").write_bytes(raw + b"\0" * 12)  # np.load alone ignores these
+    with pytest.raises(DataError) as err:
+        NPY_READERS[reader](tmp_path / "long.npy")
+    assert f"long.npy [size]: expected {len(raw)} bytes (128 header + [4, 5, 3] x 4-byte <f4), found {len(raw) + 12} bytes (12 trailing bytes)" in str(err.value)
+    (tmp_path / "short.npy").write_bytes(raw[:-4])
+    with pytest.raises(DataError, match=rf"short\.npy \[size\]: expected {len(raw)} bytes .*found {len(raw) - 4} bytes \(truncated\)"):
+        NPY_READERS[reader](tmp_path / "short.npy")
+
+
+def test_npy_header_errors_are_ours_and_never_suggest_pickles(tmp_path):
+    (tmp_path / "text.npy").write_bytes(b"1.0 2.0 3.0\n")
+    with pytest.raises(DataError) as err:
+        caches.read_cache(tmp_path / "text.npy")
+    assert r"text.npy [magic]: expected a .npy file starting with b'\x93NUMPY', found b'1.0 2.'" in str(err.value)
+    assert "pickle" not in str(err.value)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"obj\.npy \[header descr\]: expected plain numbers \(object arrays need pickles\), found object"):
+        caches.read_npy(tmp_path / "obj.npy")
+    np.save(tmp_path / "h.npy", _frames())
+    raw = bytearray((tmp_path / "h.npy").read_bytes())
+    raw[8:10] = struct.pack("<H", 60_000)  # header length beyond the file and numpy's limit
+    (tmp_path / "h.npy").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"h\.npy \[header length\]: expected at most .* bytes, found 60000 bytes"):
+        caches.cache_num_verts(tmp_path / "h.npy")
+
+
+def test_npy_without_vertices_rejected(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 0, 3), np.float32))
+    for read in (caches.read_cache, caches.cache_num_verts):
+        with pytest.raises(DataError, match=r"a\.npy \[shape\]: expected \[T, V, 3\] with T >= 1 and V >= 1, found \[3, 0, 3\]"):
+            read(tmp_path / "a.npy")
+
+
+def test_npz_members_checked_and_zip_damage_is_a_data_error(tmp_path):
+    np.savez(tmp_path / "ok.npz", s01=_frames(), s02=_frames(2, 3))
+    assert sorted(actor.load_npz(tmp_path / "ok.npz")) == ["s01", "s02"]
+    with zipfile.ZipFile(tmp_path / "long.npz", "w") as zf:  # a member with 8 bytes after its data
+        buf = io.BytesIO()
+        np.save(buf, _frames())
+        zf.writestr("s01.npy", buf.getvalue() + b"\0" * 8)
+    with pytest.raises(DataError, match=r"long\.npz member s01\.npy \[size\]: .*\(8 trailing bytes\)"):
+        actor.load_npz(tmp_path / "long.npz")
+    raw = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "torn.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match=r"torn\.npz: expected a readable \.npz archive of plain arrays, found BadZipFile"):
+        actor.load_npz(tmp_path / "torn.npz")
+
+
 # ---------------------------------------------------------------------------------------------
 # PointCache2
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +207,21 @@ def test_pc2_bad_signature_and_truncation(tmp_path):
     with pytest.raises(DataError) as err:
         caches.read_pc2(tmp_path / "c.pc2")
     assert "c.pc2" in str(err.value) and f"{len(raw)} bytes" in str(err.value) and f"{len(raw) - 5} bytes" in str(err.value)
+
+
+def test_pc2_longer_than_its_header_rejected(tmp_path):
+    x = _frames(3, 4)
+    caches.write_pc2(tmp_path / "a.pc2", x)
+    raw = (tmp_path / "a.pc2").read_bytes()
+    (tmp_path / "a.pc2").write_bytes(raw + b"\0" * 12)  # one vertex more than the header says
+    expected = f"a.pc2 [payload]: expected {len(raw)} bytes (3 frames x 4 vertices x 3 f32 + header), found {len(raw) + 12} bytes (12 bytes too long)"
+    for read in (caches.read_cache, caches.cache_num_verts):
+        with pytest.raises(DataError) as err:
+            read(tmp_path / "a.pc2")
+        assert expected in str(err.value)
+    (tmp_path / "a.pc2").write_bytes(raw[:-12])
+    with pytest.raises(DataError, match=r"\(truncated\)"):
+        caches.cache_num_verts(tmp_path / "a.pc2")  # the header-only path checks the size too
 
 
 def test_pc2_inf_rejected(tmp_path):
@@ -270,6 +348,34 @@ def test_maya_bad_tags_type_and_missing_mc(tmp_path):
     _xml(tmp_path / "d.xml", end=200)
     with pytest.raises(DataError, match=r"d\.mc.*no such file"):
         caches.read_cache(tmp_path / "d.xml")
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"\0\0", b"FOR"])
+def test_maya_trailing_bytes_rejected(tmp_path, extra):
+    caches.write_maya_cache(tmp_path / "t.xml", _frames(3, 4), fps=30.0)
+    raw = (tmp_path / "t.mc").read_bytes()
+    (tmp_path / "t.mc").write_bytes(raw + extra)
+    with pytest.raises(DataError) as err:
+        caches.read_cache(tmp_path / "t.xml")
+    assert f"t.mc [frame 3 block at byte {len(raw)}]: expected the end of the file or a frame block, found {len(extra)} trailing bytes" in str(err.value)
+
+
+def test_maya_field_sizes_and_block_sizes_must_match(tmp_path):
+    x = _frames(2, 4)
+    raw = bytearray(_hand_built_mc(x))
+    at = raw.index(b"TIME") + 4
+    raw[at : at + 4] = struct.pack(">i", 8)  # a TIME value of 8 bytes would shift everything after it
+    (tmp_path / "a.mc").write_bytes(bytes(raw))
+    _xml(tmp_path / "a.xml", end=200)
+    with pytest.raises(DataError, match=rf"a\.mc \[frame 0 time size at byte {at}\]: expected 4, found 8"):
+        caches.read_cache(tmp_path / "a.xml")
+    raw = bytearray(_hand_built_mc(x))
+    second = raw.index(b"FOR4", 8 + 40 + 8)
+    raw[second + 4 : second + 8] = struct.pack(">i", struct.unpack(">i", raw[second + 4 : second + 8])[0] - 12)
+    (tmp_path / "b.mc").write_bytes(bytes(raw))
+    _xml(tmp_path / "b.xml", end=200)
+    with pytest.raises(DataError, match=rf"b\.mc \[frame block at byte {second} size\]: expected 108 bytes .*, found 96"):
+        caches.read_cache(tmp_path / "b.xml")
 
 
 def test_maya_no_frames(tmp_path):

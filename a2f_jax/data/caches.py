@@ -342,6 +342,11 @@ def read_maya_cache(xml_path: PathLike) -> np.ndarray:
     frames: list[np.ndarray] = []
     tags_seen: set[bytes] = set()
     while reader.pos < len(reader.raw):  # every byte after the header belongs to a frame block
+        left = len(reader.raw) - reader.pos
+        if left < 8:
+            raise DataError(
+                describe(mc_path, f"frame {len(frames)} block at byte {reader.pos}", "the end of the file or a frame block", f"{left} trailing bytes")
+            )
         _read_frame_block(reader, frames, tags_seen)
     if not frames:
         raise DataError(describe(mc_path, None, "at least one frame", "no frame data"))
