@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import pathlib
+import struct
 
 import numpy as np
 import pytest
 import scipy.signal
 import soundfile
 
-from a2f_jax.data import audio
+from a2f_jax.data import audio, check
 from a2f_jax.errors import DataError
 
 
@@ -156,6 +157,74 @@ def test_corrupt_empty_and_missing_wav(tmp_path):
         audio.load_audio(tmp_path / "empty.wav")
     with pytest.raises(DataError, match=r"missing\.wav: expected an audio file, found no such file"):
         audio.load_audio(tmp_path / "missing.wav")
+
+
+def _wav(path: pathlib.Path, samples: int = 1000, channels: int = 1, **kw) -> bytes:
+    x = np.zeros((samples, channels), np.float32) + 0.25
+    soundfile.write(path, x, 16000, **{"subtype": "PCM_16", "format": "WAV", **kw})
+    return path.read_bytes()
+
+
+def _chunks(raw: bytes) -> dict[bytes, tuple[int, int]]:
+    """tag -> (offset of its header, size) of a RIFF file's sub-chunks."""
+    out, pos = {}, 12
+    while pos + 8 <= len(raw):
+        size = struct.unpack_from("<I", raw, pos + 4)[0]
+        out.setdefault(raw[pos : pos + 4], (pos, size))
+        pos += 8 + size + (size & 1)
+    return out
+
+
+def test_truncated_wav_names_header_size_and_bytes_present(tmp_path):
+    raw = _wav(tmp_path / "a.wav")
+    at, size = _chunks(raw)[b"data"]
+    (tmp_path / "a.wav").write_bytes(raw[:-100])  # libsndfile would decode the 950 samples left
+    for read in (audio.load_audio, check.audio_seconds):
+        with pytest.raises(DataError) as err:
+            read(tmp_path / "a.wav")
+        assert f"a.wav [chunk 'data' at byte {at}]: expected {size} bytes of data (its header's size), found {size - 100} bytes present (file truncated)" in str(err.value)
+
+
+def test_wav_longer_than_its_riff_size_rejected(tmp_path):
+    raw = _wav(tmp_path / "a.wav")
+    (tmp_path / "a.wav").write_bytes(raw + b"\0" * 10)
+    with pytest.raises(DataError, match=rf"a\.wav \[file size\]: expected {len(raw)} bytes \(8 \+ the RIFF header's size\), found {len(raw) + 10} bytes \(10 trailing bytes\)"):
+        audio.read_wav(tmp_path / "a.wav")
+
+
+def test_wav_data_must_be_whole_frames(tmp_path):
+    raw = bytearray(_wav(tmp_path / "a.wav", samples=100, channels=2))  # 4-byte frames
+    at, size = _chunks(bytes(raw))[b"data"]
+    struct.pack_into("<I", raw, at + 4, size - 2)
+    struct.pack_into("<I", raw, 4, len(raw) - 8 - 2)
+    (tmp_path / "a.wav").write_bytes(bytes(raw[:-2]))  # consistent sizes, but half a frame at the end
+    with pytest.raises(DataError, match=r"a\.wav \[data chunk size\]: expected a whole number of 4-byte frames, found 398 bytes \(99 frames \+ 2 bytes\)"):
+        audio.read_wav(tmp_path / "a.wav")
+
+
+def test_odd_chunk_pad_byte_tolerated_but_nothing_more(tmp_path):
+    raw = _wav(tmp_path / "a.wav", samples=101, subtype="PCM_U8")  # 101-byte data chunk
+    assert _chunks(raw)[b"data"][1] == 101
+    body = raw[12:] if len(raw) % 2 == 0 else raw[12:] + b"\0"  # with its pad byte
+    for extra, tail in ((b"", b""), (b"\0", b""), (b"", b"\0")):  # pad counted in the RIFF size or not
+        data = body[: len(body) - 1] + extra
+        riff = b"RIFF" + struct.pack("<I", 4 + len(data)) + b"WAVE" + data + tail
+        (tmp_path / "b.wav").write_bytes(riff)
+        assert audio.read_wav(tmp_path / "b.wav")[0].shape == (101,)
+    (tmp_path / "b.wav").write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body + b"\0")
+    with pytest.raises(DataError, match=r"b\.wav \[file size\]: .*\(1 trailing bytes\)"):
+        audio.read_wav(tmp_path / "b.wav")
+
+
+def test_extensible_wav_checked_and_other_formats_left_to_soundfile(tmp_path):
+    raw = _wav(tmp_path / "x.wav", samples=300, channels=3, subtype="FLOAT", format="WAVEX")
+    assert struct.unpack_from("<H", raw, 20)[0] == 0xFFFE
+    assert audio.read_wav(tmp_path / "x.wav")[0].shape == (300,)
+    (tmp_path / "x.wav").write_bytes(raw[:-6])
+    with pytest.raises(DataError, match=r"x\.wav \[chunk 'data' at byte \d+\]: expected 3600 bytes of data .*found 3594 bytes present"):
+        audio.read_wav(tmp_path / "x.wav")
+    soundfile.write(tmp_path / "f.flac", np.zeros(160, np.float32) + 0.25, 16000)
+    assert audio.read_wav(tmp_path / "f.flac")[0].shape == (160,)
 
 
 # ---------------------------------------------------------------------------------------------
