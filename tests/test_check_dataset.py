@@ -135,6 +135,27 @@ def test_audio_duration_mismatch(ds):
     assert f"{path} [duration]: expected {frames / 30:.3f} s (the {frames} frames of the skin cache at 30 fps)" in errors
 
 
+def test_truncated_wav_reported(ds):
+    shot = _shots()[1]
+    path = ds / "data/synth/audio" / f"{shot}.wav"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-200])  # 100 samples short: within one frame, so only the layout check sees it
+    errors = _errors(check_dataset(_cfg(ds)))
+    assert f"{path} [chunk 'data' at byte 36]: expected {len(raw) - 44} bytes of data (its header's size), found {len(raw) - 244} bytes present" in errors
+
+
+def test_duration_checked_for_clips_with_other_audio_names(ds):
+    shot = _shots()[0]
+    wav, sr = soundfile.read(ds / "data/synth/audio" / f"{shot}.wav", dtype="int16")
+    other = ds / "data/synth/audio/aug/voice1" / f"{shot}.wav"
+    other.parent.mkdir(parents=True)
+    soundfile.write(other, wav[: len(wav) // 2], sr, subtype="PCM_16")  # training reads it from frame 0 of the shot
+    clips = [("synth", shot, (0, 10), "voice1", "en", f"aug/voice1/{shot}.wav", 0)]
+    frames = synthetic.shot_frames(0)[shot]
+    errors = _errors(check_dataset(_cfg(ds), cfg_train=ml_collections.ConfigDict({"CLIPS": clips})))
+    assert f"{other} [duration]: expected {frames / 30:.3f} s (the {frames} frames of the skin cache at 30 fps) within one frame, found {len(wav) // 2 / sr:.3f} s" in errors
+
+
 def test_unresolvable_emotion_and_bad_map(ds):
     report = check_dataset(_cfg(ds, SHOT_EMOTION_NAMES=["joy", "anger", "sadness"]))
     assert "shot 's01_neutral' of actor 'synth' [emotion]" in _errors(report)
