@@ -12,6 +12,7 @@ import json
 import logging
 import pathlib
 import shutil
+import tempfile
 from typing import Any, Mapping
 
 import numpy as np
@@ -269,7 +270,7 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
     """
     train_cfg = configs.train
     run_dir = _training_run_dir(training_run, train_cfg)
-    require_deployable(run_dir, allow_incomplete)
+    record = require_deployable(run_dir, allow_incomplete)
     out_dir = pathlib.Path(out_root if out_root is not None else train_cfg.FINAL_DEPLOY_ROOT) / run_dir.name
     if out_dir.exists():
         raise RunError(describe(out_dir, None, "no bundle there yet (deploy never overwrites one: remove it or choose --out-root)",
@@ -286,10 +287,7 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
     if onnx_model is None:
         onnx_model = find_run_file(run_dir, "network.onnx")
     if onnx_model is None:
-        from a2f_jax.train.trainer_regression import PARAMS_FILE
-
-        check_params_file(run_dir / PARAMS_FILE)
-        onnx_model = _export_from_checkpoint(configs, run_dir, info)
+        onnx_model = _export_run(configs, run_dir, info, interrupted=record["status"] == "interrupted")
     trt_path = find_run_file(run_dir, "trt_info.json")
     if trt_path is not None:
         differences = trt_differences(trt_path, info)
@@ -361,16 +359,103 @@ def _preproc_inputs(run_dir: pathlib.Path, train_cfg: Any, actors: list[str]) ->
     return model_data, blendshapes
 
 
+def _export_run(configs: Any, run_dir: pathlib.Path, info: Mapping[str, Any], interrupted: bool) -> Any:
+    """The ONNX model of the run's final params.msgpack; for an interrupted run (which writes none, and may hold a
+    stale one from an earlier session) of its newest intact checkpoint."""
+    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+
+    if not interrupted:
+        check_params_file(run_dir / PARAMS_FILE)
+        return _export_from_checkpoint(configs, run_dir, info)
+    ckpt_dir = run_dir / "checkpoints"
+    params, step = checkpoint_params(ckpt_dir, _param_shapes(run_dir, info["id"]["type"]))
+    check_finite(params, ckpt_dir / str(step))
+    log.warning("exporting the parameters of checkpoint %s: the run was interrupted before writing its final ones", ckpt_dir / str(step))
+    with tempfile.TemporaryDirectory(prefix="a2f_deploy_") as tmp:  # the exporters read model_def.json + params.msgpack
+        shutil.copyfile(run_dir / "model_def.json", pathlib.Path(tmp) / "model_def.json")
+        save_params(pathlib.Path(tmp) / PARAMS_FILE, params)
+        return _export_from_checkpoint(configs, pathlib.Path(tmp), info)
+
+
 def check_params_file(path: pathlib.Path) -> None:
     """Refuse a final params.msgpack that is missing, undecodable or holds NaN/Inf (RunError naming the first such leaf)."""
     from a2f_jax.train.trainer_regression import load_params
 
-    for name, leaf in _leaves(load_params(path)):
+    check_finite(load_params(path), path)
+
+
+def check_finite(params: Any, where: PathLike) -> None:
+    """RunError naming the first parameter (a/b/c path) holding NaN or Inf."""
+    for name, leaf in _leaves(params):
         values = np.asarray(leaf)
         if values.dtype.kind in "fc":
             bad = int(values.size - np.count_nonzero(np.isfinite(values)))
             if bad:
-                raise RunError(describe(path, name, "finite parameters", f"{bad} NaN/Inf of {values.size} values (did training diverge?)"))
+                raise RunError(describe(where, name, "finite parameters", f"{bad} NaN/Inf of {values.size} values (did training diverge?)"))
+
+
+def checkpoint_params(ckpt_dir: pathlib.Path, shapes: Any) -> tuple[dict, int]:
+    """(params, step) of the newest checkpoint under `ckpt_dir` that reads back whole (a torn newer one is skipped
+    with a warning and left as it is). Zero-size parameters, which checkpoints store as empty nodes, are rebuilt as
+    zeros from `shapes` (the network's parameter tree of ShapeDtypeStructs, same paths)."""
+    import orbax.checkpoint as ocp
+
+    from a2f_jax.errors import CheckpointError
+
+    if not ckpt_dir.is_dir():
+        raise CheckpointError(describe(ckpt_dir, None, "the checkpoints of the interrupted run", "no such folder"))
+    manager = ocp.CheckpointManager(ckpt_dir.absolute(), item_handlers=ocp.StandardCheckpointHandler())
+    torn: list[str] = []
+    try:
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                state = manager.restore(step)
+            except Exception as exc:  # noqa: BLE001 - orbax/tensorstore raise many types for a truncated file
+                torn.append(f"step {step}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                continue
+            if torn:
+                log.warning("checkpoint %s is torn; using step %d instead", "; ".join(torn), step)
+            params = state.get("params") if isinstance(state, Mapping) else None
+            if not isinstance(params, Mapping):
+                raise CheckpointError(describe(ckpt_dir / str(step), "params", "a parameter tree in the train state", repr(type(params))))
+            return _refill_empty(params, shapes, ckpt_dir / str(step)), int(step)
+    finally:
+        manager.close()
+    raise CheckpointError(describe(ckpt_dir, None, "an intact checkpoint", "; ".join(torn) if torn else "none"))
+
+
+def _refill_empty(tree: Any, shapes: Any, where: pathlib.Path, path: str = "") -> Any:
+    if isinstance(tree, Mapping):
+        return {k: _refill_empty(v, shapes, where, f"{path}/{k}" if path else str(k)) for k, v in tree.items()}
+    if tree is not None:
+        return np.asarray(tree)
+    from a2f_jax.errors import CheckpointError
+
+    spec = shapes
+    for key in path.split("/"):
+        spec = spec.get(key) if isinstance(spec, Mapping) else None
+    if spec is None or int(np.prod(spec.shape)) != 0:
+        raise CheckpointError(describe(where, path, "a stored parameter (only zero-size ones are left out)",
+                                       "an empty node" + ("" if spec is None else f" where the network has {tuple(spec.shape)}")))
+    return np.zeros(spec.shape, spec.dtype)
+
+
+def _param_shapes(run_dir: pathlib.Path, kind: str) -> Any:
+    """The run's parameter tree as ShapeDtypeStructs, rebuilt from model_def.json (nothing allocated)."""
+    import jax
+
+    path = run_dir / "model_def.json"
+    if not path.is_file():
+        raise DataError(describe(path, None, "the network definition written by training", "no such file"))
+    model_def = json.loads(path.read_text())
+    if kind == "regression":
+        from a2f_jax.train import regression_model
+
+        return {"net": jax.eval_shape(regression_model.from_model_def(model_def).init_params, jax.random.PRNGKey(0))}
+    from a2f_jax.models.diffusion_rnn import param_shapes
+    from a2f_jax.train.trainer_diffusion import net_from_model_def
+
+    return param_shapes(net_from_model_def(model_def))
 
 
 def _leaves(tree: Any, prefix: str = "") -> Any:

@@ -246,3 +246,39 @@ def test_scripts_as_processes(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_bundle.py"), str(tmp_path / "nothing"), "--bogus"],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert bad.returncode == 2 and "--bogus" in _one_error_line(bad.stderr)
+
+
+def test_allow_incomplete_exports_the_newest_intact_checkpoint(tmp_path, monkeypatch, capsys, caplog):
+    """An interrupted run writes no final params (an older session's may be there, stale): --allow-incomplete
+    exports the newest checkpoint that reads back whole, its zero-size parameters rebuilt (single emotion)."""
+    import jax
+    from a2f_jax.train.checkpoint import Checkpointer
+    from a2f_jax.train.trainer_regression import load_params
+
+    stale = _params_bytes(np.full((2, 2), 7.0, np.float32))
+    run = _training_run(tmp_path, status="interrupted", onnx=False, params=stale)
+    (run / "model_def.json").write_text("{}")
+    ckpt = Checkpointer(run / "checkpoints")
+    for step in (4, 8):
+        params = {"net": {"dense": {"kernel": np.full((2, 2), float(step), np.float32), "emo": np.zeros((0, 3), np.float32)}},
+                  "emo_db": np.zeros((30, 16), np.float32)}
+        ckpt.save(step, {"step": np.int32(step), "params": params, "opt_state": {"mu": params}})
+    ckpt.close()
+    (run / "checkpoints" / "8" / "default" / "manifest.ocdbt").write_bytes(b"torn")
+    shapes = {"net": {"dense": {"kernel": jax.ShapeDtypeStruct((2, 2), np.float32), "emo": jax.ShapeDtypeStruct((0, 3), np.float32)}}}
+    monkeypatch.setattr(B, "_param_shapes", lambda run_dir, kind: shapes)
+    exported = []
+
+    def export(configs, run_dir, info):
+        exported.append(load_params(run_dir / "params.msgpack"))
+        return BF._onnx_bytes("regression", ("claire",))
+
+    monkeypatch.setattr(B, "_export_from_checkpoint", export)
+    with caplog.at_level(logging.WARNING):
+        assert _deploy(run, tmp_path / "out", "--allow-incomplete") == 0, capsys.readouterr().err
+    (params,) = exported
+    np.testing.assert_array_equal(params["net"]["dense"]["kernel"], np.full((2, 2), 4.0))
+    assert params["net"]["dense"]["emo"].shape == (0, 3)
+    assert "step 8" in caplog.text and "torn" in caplog.text and "checkpoints/4" in caplog.text
+    assert (tmp_path / "out" / run.name / "network.onnx").is_file()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["4", "8"]  # deploy leaves the run as it was
