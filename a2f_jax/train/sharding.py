@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from a2f_jax.errors import ConfigError, describe
+
 log = logging.getLogger(__name__)
 
 DATA_AXIS = "data"
@@ -53,10 +55,19 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-    n = mesh.devices.size
+def check_batch_size(batch_size: object, mesh: Any) -> int:
+    """BATCH_SIZE as an int, or a ConfigError unless it is a positive multiple of the mesh's device count."""
+    n = int(mesh.devices.size)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ConfigError(describe("config_train", "BATCH_SIZE", f"a positive whole number, a multiple of the {n} "
+                                   f"device(s) used for data parallelism", repr(batch_size)))
     if batch_size % n:
-        raise ValueError(f"BATCH_SIZE={batch_size} must be a multiple of the number of devices ({n}) for data parallelism")
+        lower, upper = (batch_size // n) * n, -(-batch_size // n) * n
+        options = " or ".join(str(v) for v in (lower, upper) if v > 0)
+        raise ConfigError(describe("config_train", "BATCH_SIZE", f"a multiple of the number of devices ({n}) for data "
+                                   f"parallelism", f"{batch_size} (use {options}, or make fewer devices visible, "
+                                   f"e.g. CUDA_VISIBLE_DEVICES)"))
+    return int(batch_size)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

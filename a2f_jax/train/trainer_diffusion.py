@@ -237,40 +237,49 @@ def validation_metrics(setup: DiffusionSetup, params: Any) -> dict[str, float]:
 
 def train(configs: Any, resume: str | None = None, max_steps: int | None = None, devices: list | None = None,
           show_progress: bool = True) -> pathlib.Path:
+    """Train the diffusion network; returns the run directory (see `lifecycle` for its states).
+
+    Raises ConfigError/RunError before any run folder is made for a bad budget, batch size or --resume folder,
+    and TrainingStopped (exit code 3) after SIGTERM/Ctrl-C."""
     sharding.maybe_initialize_distributed()
     logging.getLogger("absl").setLevel(logging.WARNING)
     tcfg = configs.train
-    setup = build_setup(configs)
+    lifecycle.check_step_budget(tcfg, max_steps)
+    resume_dir = lifecycle.check_resume(resume)
     mesh = sharding.make_mesh(devices)
-    batch_size = int(tcfg.BATCH_SIZE)
-    sharding.check_batch_size(batch_size, mesh)
+    batch_size = sharding.check_batch_size(tcfg.BATCH_SIZE, mesh)
+    setup = build_setup(configs)
     seed_data, seed_model = int(tcfg.get("RNG_SEED_DATASET", 43)), int(tcfg.get("RNG_SEED_TORCH", 42))
     sampler = DiffusionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips)
     steps_per_epoch = sampler.batches_per_epoch
     total = lifecycle.total_steps(tcfg, steps_per_epoch, max_steps)
-    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume, lambda d: write_run_metadata(setup, d))
-    params = init_params(setup, jax.random.PRNGKey(seed_model))
-    opt, schedule, updates_per_epoch = make_optimizer(setup, params, steps_per_epoch)
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}
-    ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, bool(resume))
-    log.info("diffusion: %d clips, %d steps/epoch, %d steps, batch %d", len(setup.train_clips), steps_per_epoch, total, batch_size)
-    state = sharding.replicate(state, mesh)
-    consts = sharding.replicate(setup.consts, mesh)
-    jitted = jax.jit(make_train_step(setup, opt, seed_model), donate_argnums=(0,))
-    accum = int(tcfg.get("GRADIENT_ACCUMULATION_STEPS", 1))
+    if lifecycle.already_complete(resume_dir, total):
+        return resume_dir
+    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume_dir, lambda d: write_run_metadata(setup, d), total)
+    with lifecycle.recording_failure(run_dir):
+        params = init_params(setup, jax.random.PRNGKey(seed_model))
+        opt, schedule, updates_per_epoch = make_optimizer(setup, params, steps_per_epoch)
+        state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}
+        ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, resume_dir is not None)
+        session = lifecycle.begin_session(run_dir, configs, max_steps, start, total, resume_dir is not None)
+        log.info("diffusion: %d clips, %d steps/epoch, %d steps, batch %d", len(setup.train_clips), steps_per_epoch, total, batch_size)
+        state = sharding.replicate(state, mesh)
+        consts = sharding.replicate(setup.consts, mesh)
+        jitted = jax.jit(make_train_step(setup, opt, seed_model), donate_argnums=(0,))
+        accum = int(tcfg.get("GRADIENT_ACCUMULATION_STEPS", 1))
 
-    def make_batch(step: int):
-        return sharding.shard_batch(sampler.batch(step), mesh)
+        def make_batch(step: int):
+            return sharding.shard_batch(sampler.batch(step), mesh)
 
-    def extra(step: int) -> dict:
-        return {"learning_rate": float(schedule(step // max(accum, 1)))}
+        def extra(step: int) -> dict:
+            return {"learning_rate": float(schedule(step // max(accum, 1)))}
 
-    validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
-    settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 10)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
-                            int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
-    result = lifecycle.run_and_close(run_dir, ckpt, state, start, lambda s, b: jitted(s, consts, b), make_batch, settings,
-                                     validate=validate, extra_scalars=extra)
-    save_params(run_dir / PARAMS_FILE, jax.device_get(result.state["params"]))
+        validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
+        settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 10)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
+                                int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
+        lifecycle.run_and_close(session, ckpt, state, lambda s, b: jitted(s, consts, b), make_batch, settings,
+                                export=lambda st: save_params(run_dir / PARAMS_FILE, jax.device_get(st["params"])),
+                                validate=validate, extra_scalars=extra)
     return run_dir
 
 

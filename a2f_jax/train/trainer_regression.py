@@ -222,14 +222,18 @@ def validation_metrics(setup: RegressionSetup, params: Any) -> dict[str, float]:
 
 def train(configs: Any, resume: str | None = None, max_steps: int | None = None, devices: list | None = None,
           show_progress: bool = True) -> pathlib.Path:
-    """Train the regression network; returns the run directory."""
+    """Train the regression network; returns the run directory (see `lifecycle` for its states).
+
+    Raises ConfigError/RunError before any run folder is made for a bad budget, batch size or --resume folder,
+    and TrainingStopped (exit code 3) after SIGTERM/Ctrl-C."""
     sharding.maybe_initialize_distributed()
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     tcfg = configs.train
-    setup = build_setup(configs)
+    lifecycle.check_step_budget(tcfg, max_steps)
+    resume_dir = lifecycle.check_resume(resume)
     mesh = sharding.make_mesh(devices)
-    batch_size = int(tcfg.BATCH_SIZE)
-    sharding.check_batch_size(batch_size, mesh)
+    batch_size = sharding.check_batch_size(tcfg.BATCH_SIZE, mesh)
+    setup = build_setup(configs)
     seed_data, seed_model = int(tcfg.get("RNG_SEED_DATASET", 43)), int(tcfg.get("RNG_SEED_TORCH", 42))
     sampler = RegressionSampler(setup.data, tcfg, configs.dataset, batch_size, seed_data, clips=setup.train_clips,
                                 phonemes=setup.phonemes)
@@ -237,23 +241,27 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
     total = lifecycle.total_steps(tcfg, steps_per_epoch, max_steps)
     log.info("regression: %d samples, %d steps/epoch, %d steps; device dataset %.1f MB", sampler.num_samples,
              steps_per_epoch, total, sampler.host_bytes / 2**20)
-    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume, lambda d: write_run_metadata(setup, d))
-    state, opt = init_state(setup, steps_per_epoch, seed_model)
-    ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, bool(resume))
-    state = sharding.replicate(state, mesh)
-    dev = sharding.replicate(sampler.device, mesh)
-    step_fn = make_train_step(setup, opt, steps_per_epoch, num_epochs, sampler.window, seed_model)
-    jitted = jax.jit(step_fn, donate_argnums=(0,))
+    if lifecycle.already_complete(resume_dir, total):
+        return resume_dir
+    run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume_dir, lambda d: write_run_metadata(setup, d), total)
+    with lifecycle.recording_failure(run_dir):
+        state, opt = init_state(setup, steps_per_epoch, seed_model)
+        ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, resume_dir is not None)
+        session = lifecycle.begin_session(run_dir, configs, max_steps, start, total, resume_dir is not None)
+        state = sharding.replicate(state, mesh)
+        dev = sharding.replicate(sampler.device, mesh)
+        step_fn = make_train_step(setup, opt, steps_per_epoch, num_epochs, sampler.window, seed_model)
+        jitted = jax.jit(step_fn, donate_argnums=(0,))
 
-    def make_batch(step: int):
-        return sharding.shard_batch(sampler.batch_index(step), mesh)
+        def make_batch(step: int):
+            return sharding.shard_batch(sampler.batch_index(step), mesh)
 
-    validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
-    settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 50)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
-                            int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
-    result = lifecycle.run_and_close(run_dir, ckpt, state, start, lambda s, b: jitted(s, dev, b), make_batch, settings,
-                                     validate=validate)
-    export_results(setup, jax.device_get(result.state["params"]), run_dir)
+        validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
+        settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 50)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
+                                int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
+        lifecycle.run_and_close(session, ckpt, state, lambda s, b: jitted(s, dev, b), make_batch, settings,
+                                export=lambda st: export_results(setup, jax.device_get(st["params"]), run_dir),
+                                validate=validate)
     return run_dir
 
 
