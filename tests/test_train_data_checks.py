@@ -53,3 +53,14 @@ def test_validation_clips_are_checked_too(tmp_path):
     with pytest.raises(DataError, match=r"(?s)config_train\.VALIDATION_CLIPS: 1 clip.*VALIDATION_CLIPS\[0\] \(shot 's1_joy'\)"):
         build_clips(entries, data, dataset, key="VALIDATION_CLIPS")
 
+
+
+def test_torn_preproc_json_is_a_data_error(tmp_path):
+    train, dataset, _ = _write_dataset(tmp_path)
+    shots = tmp_path / "preproc/deploy/shots.json"
+    shots.write_text(shots.read_text()[:-5])
+    with pytest.raises(DataError, match=r"shots\.json: expected JSON, found JSONDecodeError"):
+        load_training_data(train, dataset)
+    shots.write_text('{"s0_neutral": 40}')
+    with pytest.raises(DataError, match=r"shots\.json: expected a JSON list of \[actor, shot, len, fps, emotion\] rows"):
+        load_training_data(train, dataset)

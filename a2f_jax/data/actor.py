@@ -143,7 +143,7 @@ def load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
 def load_json(path: pathlib.Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError) as err:
         raise DataError(describe(path, None, "JSON", f"{type(err).__name__}: {err}")) from err
 
 

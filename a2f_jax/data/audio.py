@@ -74,7 +74,8 @@ def _riff_chunks(f: Any, path: pathlib.Path, file_size: int, endian: str, riff_e
                     path,
                     f"chunk {name!r} at byte {pos}",
                     f"{chunk.size} bytes of data (its header's size)",
-                    f"{file_size - pos - 8} bytes present (file truncated)",
+                    f"{file_size - pos - 8} bytes present "
+                    + ("(a streaming writer never filled the size in: re-encode the file)" if chunk.size == 0xFFFFFFFF else "(file truncated)"),
                 )
             )
         if chunk.end > riff_end:

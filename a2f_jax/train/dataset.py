@@ -8,7 +8,6 @@ arrays `[F, D]` in the order of `TARGET_CHANNELS` (spec_networks_training ยง4.1โ
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 from typing import Any, Sequence
@@ -16,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from a2f_jax.data import caches, check
-from a2f_jax.data.actor import actor_value, load_npz
+from a2f_jax.data.actor import actor_value, load_json, load_npz
 from a2f_jax.errors import ConfigError, DataError, describe
 
 log = logging.getLogger(__name__)
@@ -145,8 +144,11 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
     for p in (info_path, shots_path):
         if not p.is_file():
             raise DataError(describe(p, None, "a preprocessing artifact (json)", "no such file"))
-    data_info = json.loads(info_path.read_text())
-    shots = json.loads(shots_path.read_text())
+    data_info, shots = load_json(info_path), load_json(shots_path)
+    if not isinstance(data_info, dict):
+        raise DataError(describe(info_path, None, "a JSON object", type(data_info).__name__))
+    if not isinstance(shots, list) or not all(isinstance(row, list) for row in shots):
+        raise DataError(describe(shots_path, None, "a JSON list of [actor, shot, len, fps, emotion] rows", repr(shots)[:80]))
     mean_geometry_path = (pdir / "deploy/mean_geometry.npy") if pdir else info_path.parent / "mean_geometry.npy"
     mean_geometry = caches.load_npy(mean_geometry_path) if mean_geometry_path.is_file() else np.zeros(0)
 
