@@ -9,6 +9,8 @@ backward here writes every product as a row-major matmul. Values and gradients a
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -17,8 +19,9 @@ Array = jax.Array
 
 def _matmul_grads(x: Array, kernel: Array, g: Array) -> tuple[Array, Array, Array]:
     """(dx, dkernel, g as [rows, O]) of y = x @ kernel for the output cotangent g, every product row-major."""
-    g2 = g.reshape(-1, g.shape[-1])
-    return jnp.dot(g, kernel.T), jnp.dot(x.reshape(-1, x.shape[-1]).T, g2), g2
+    rows = math.prod(x.shape[:-1])  # explicit: reshape(-1, 0) cannot infer rows for zero-width layers
+    g2 = g.reshape(rows, g.shape[-1])
+    return jnp.dot(g, kernel.T), jnp.dot(x.reshape(rows, x.shape[-1]).T, g2), g2
 
 
 @jax.custom_vjp

@@ -207,7 +207,9 @@ class Linear(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         fan_in = x.shape[-1]
-        init = nn.initializers.zeros if self.zero_init else _uniform(1.0 / math.sqrt(fan_in))
+        # fan_in 0 (no explicit emotion, no tongue): torch's bound is 0 there, so the bias starts at zero.
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init = nn.initializers.zeros if self.zero_init else _uniform(bound)
         kernel = self.param("kernel", init, (fan_in, self.features))
         if self.use_bias:
             return dense(x, kernel, self.param("bias", init, (self.features,)))
