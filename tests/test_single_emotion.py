@@ -179,3 +179,41 @@ def test_dense_gradients_with_a_zero_width_side(shape_in, features):
     for g, r in zip(got + got_nb, want + want[:2]):
         assert g.shape == r.shape
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), atol=1e-6)
+
+
+def test_regression_refuses_a_channel_subset_before_training(workspace):
+    """A subset of TARGET_CHANNELS (the original has no such network) is refused by the setup, before any
+    training: the network would lack heads the deploy bundle's sizes still carry."""
+    from a2f_jax.errors import ConfigError
+    from a2f_jax.train import trainer_regression as T
+
+    with pytest.raises(ConfigError, match=r"TARGET_CHANNELS.*'skin_coeffs', 'jaw', 'eye'"):
+        T.build_setup(_configs("regression", "train.TARGET_CHANNELS=['skin_coeffs', 'jaw', 'eye']"))
+
+
+def test_regression_net_with_every_head_empty_but_skin():
+    """conv_w2v_autocorr with no explicit emotion, no tongue, jaw or eye outputs (a ported network may have
+    them): init, forward and gradients, the explicit embedding being the Linear(0, 8) bias alone."""
+    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
+
+    cfg = RegressionNetConfig.from_network_params({
+        "use_autocorr_features": True, "explicit_emotions": [], "num_shapes_skin": 3, "num_shapes_tongue": 0,
+        "result_jaw_size": 0, "result_eyes_size": 0})
+    net = ConvW2VAutocorr(cfg)
+    params = init_params(net, jax.random.PRNGKey(0), seq=1)
+    assert params["linear_explicit_emo"]["kernel"].shape == (0, 8) and params["linear_tongue2"]["kernel"].shape == (0, 0)
+    np.testing.assert_array_equal(np.asarray(params["linear_explicit_emo"]["bias"]), np.zeros(8))
+    audio = 0.1 * jax.random.normal(jax.random.PRNGKey(1), (2, 1, 8320))
+    emotion = jnp.zeros((2, 1, 16))
+
+    def loss(p):
+        return jnp.sum(net.apply({"params": p}, audio, emotion, method=ConvW2VAutocorr.infer) ** 2)
+
+    out = net.apply({"params": params}, audio, emotion, method=ConvW2VAutocorr.infer)
+    grads = jax.jit(jax.grad(loss))(params)
+    assert out.shape == (2, 1, 3) and np.all(np.isfinite(out))
+    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+    assert float(np.abs(grads["linear_explicit_emo"]["bias"]).max()) > 0  # the bias trains, as torch's
+    moved = jax.tree_util.tree_map(lambda x: x, params)
+    moved["linear_explicit_emo"]["bias"] = jnp.ones(8)
+    assert not np.allclose(net.apply({"params": moved}, audio, emotion, method=ConvW2VAutocorr.infer), out)

@@ -9,11 +9,13 @@ from typing import Any, Mapping
 
 import jax
 
+from a2f_jax.errors import ConfigError, describe
 from a2f_jax.train.encoder_setup import encoder_config, encoder_from_dict, encoder_to_dict, replace_encoder_params
 
 log = logging.getLogger(__name__)
 
 ENCODER_SCOPE = "w2v"  # the encoder's Linen scope inside ConvW2VAutocorr
+TARGET_CHANNELS = ("skin_coeffs", "tongue_coeffs", "jaw", "eye")  # the network's output order
 
 
 @dataclasses.dataclass
@@ -55,7 +57,17 @@ class RegressionModel:
 def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str],
                    num_phonemes: Mapping[str, int] | None = None) -> dict:
     """The original's network params: NETWORK_HYPER_PARAMS ∪ sizes (network_info_full.json "params"), plus
-    `num_phonemes` ({lang: vocab size}) only when phoneme supervision is on."""
+    `num_phonemes` ({lang: vocab size}) only when phoneme supervision is on.
+
+    TARGET_CHANNELS must be all four channels in the network's output order: the original reads every one of
+    them here, and a dataset without tongue, jaw or eye data gets zero placeholders of the default sizes from
+    preprocessing instead of an empty head. A subset would train a network that the deploy bundle (whose
+    network_info carries the preprocessed sizes) no longer matches, so it is refused before training.
+    """
+    if tuple(channel_sizes) != TARGET_CHANNELS:
+        raise ConfigError(describe("config_train", "TARGET_CHANNELS", f"{list(TARGET_CHANNELS)} for conv_w2v_autocorr "
+                                   "(its output order; missing tongue/jaw/eye data become zero placeholders)",
+                                   repr(list(channel_sizes))))
     hp = tcfg.NETWORK_HYPER_PARAMS.to_dict() if hasattr(tcfg.NETWORK_HYPER_PARAMS, "to_dict") else dict(tcfg.NETWORK_HYPER_PARAMS)
     extra = {"num_phonemes": {str(k): int(v) for k, v in num_phonemes.items()}} if num_phonemes else {}
     return {
