@@ -5,6 +5,12 @@ Inputs `window` [B, 16000], `identity` [B, I], `emotion` [B, C, E], `input_laten
 [left, left+C) meaningful) and `output_latents` [S, L, B, H]. HuBERT, the audio alignment, the S-step DDPM
 sampler (x_S = noise[:, S], step k adds noise[:, k]), the GRU over the centre frames and the delta conversion
 with the baked per-actor constants are all inside the graph; the model draws no randomness of its own.
+
+A single-emotion network (E = 0) keeps the original's zero-width `emotion` [B, C, 0] input (its trt_info
+says `emotion:1x30x0`, and network_info `emotions: []`): jax2onnx exports the static 0 and onnxruntime
+runs it, the embedding being an empty product (zeros, as torch's bias-free Linear(0, 32)). A width-1
+dummy input would contradict the sizes the SDK derives from network_info, and a graph without the input
+would reject the SDK's emotion feed.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 [B, 1, 16+E] -> `result` [B, 1, K_s+K_t+15+4]; eval semantics, no audio normalisation, opset 14.
 
 Everything else (windowing, input_strength, implicit emotion lookup, PCA, post-processing) stays outside.
+A single-emotion network (E = 0, as the original's `emotion` [B, 1, 16]) exports its explicit embedding as
+the Linear(0, 8) bias alone (`models.layers.Linear`), so the graph holds no zero-size tensor.
 """
 
 from __future__ import annotations

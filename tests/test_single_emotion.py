@@ -81,12 +81,19 @@ def _check_bundle(bundle: pathlib.Path) -> None:
     assert not violations, format_report(violations)
 
 
-def _onnx_input_shape(bundle: pathlib.Path, name: str) -> list:
+def _onnx_graph(bundle: pathlib.Path):
     import onnx
 
-    graph = onnx.load(str(bundle / "network.onnx")).graph
+    return onnx.load(str(bundle / "network.onnx")).graph
+
+
+def _input_shape(graph, name: str) -> list:
     tensor = next(i for i in graph.input if i.name == name)
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.type.tensor_type.shape.dim]
+
+
+def _zero_size_initializers(graph) -> list[str]:
+    return [i.name for i in graph.initializer if 0 in i.dims]
 
 
 def _audio(cf) -> np.ndarray:
@@ -111,7 +118,9 @@ def test_regression_single_emotion_end_to_end(workspace):
     cf = _configs("regression")
     out = bundle.deploy_run(cf, run, out_root=workspace / "deploy")
     _check_bundle(out)
-    assert _onnx_input_shape(out, "emotion")[1:] == [1, 16]
+    graph = _onnx_graph(out)
+    assert _input_shape(graph, "emotion")[1:] == [1, 16]
+    assert _zero_size_initializers(graph) == []  # the explicit embedding is its bias: no empty matmul in the graph
     audio = _audio(cf)
     a = regression.from_run(run).predict(audio, fps=30.0, emotion="neutral", source=("s01_neutral", 10))
     b = regression.from_bundle(out).predict(audio, fps=30.0, emotion="neutral", source=("s01_neutral", 10))
@@ -129,13 +138,14 @@ def test_diffusion_single_emotion_end_to_end(workspace):
     run = _train_resume(T, "diffusion")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]
     assert info["emotions"] == [] and info["default_emotion"] == []
+    assert (info["tongue_size"], info["jaw_size"], info["eyes_size"]) == (3 * 520, 15, 4)  # placeholders
     _, params, _ = T.load_run(run)
     assert params["embed_emo_vector"]["kernel"].shape == (0, 32)
 
     cf = _configs("diffusion")
     out = bundle.deploy_run(cf, run, out_root=workspace / "deploy")
     _check_bundle(out)
-    assert _onnx_input_shape(out, "emotion")[1:] == [30, 0]  # as the original's export: a zero-width input
+    assert _input_shape(_onnx_graph(out), "emotion")[1:] == [30, 0]  # as the original's export: a zero-width input
     audio = _audio(cf)
     a = diffusion.from_run(run, cf.inference).predict(audio, seed=5, emotion="neutral", mode="streaming", delta=True)
     b = diffusion.from_bundle(out, cf.inference).predict(audio, seed=5, emotion="neutral", delta=True)

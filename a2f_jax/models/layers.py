@@ -46,6 +46,12 @@ class Linear(nn.Module):
     def __call__(self, x: Array) -> Array:
         fan_in = x.shape[-1]
         kernel = self.param("kernel", torch_uniform(fan_in), (fan_in, self.features))
+        if fan_in == 0:
+            # No inputs (a single-emotion dataset has no explicit emotion): x @ kernel is zero, so the output
+            # is the bias alone. Written without the empty matmul, the exported graph holds no zero-size
+            # tensors (TensorRT handles few empty-tensor ops); the values are those of the matmul.
+            bias = self.param("bias", torch_uniform(fan_in), (self.features,)) if self.use_bias else jnp.zeros((self.features,), x.dtype)
+            return jnp.broadcast_to(bias, x.shape[:-1] + (self.features,))
         y = jnp.dot(x, kernel)
         if self.use_bias:
             y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
