@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from a2f_jax.data.caches import load_npy
 from a2f_jax.errors import ConfigError, DataError, describe
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def load_posteriors(path: pathlib.Path, vocab_size: int) -> np.ndarray:
     """A [T100, P] float32 posterior file, checked."""
     if not path.is_file():
         raise DataError(describe(path, None, "a phoneme posterior file [T100, P] (.npy)", "no such file"))
-    arr = np.load(path)
+    arr = load_npy(path)  # size-checked against its header, no pickles
     if arr.ndim != 2 or arr.shape[1] != vocab_size or arr.shape[0] < 1:
         raise DataError(describe(path, None, f"shape [T100, {vocab_size}] (PHONEME_VOCAB size)", str(arr.shape)))
     if not np.all(np.isfinite(arr)):
