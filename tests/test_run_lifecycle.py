@@ -139,7 +139,7 @@ def test_sigterm_marks_interrupted_exit_3_and_resume_keeps_history_and_configs(t
         _toy_train(configs, total=10, max_steps=10, batch_hook=_sigterm_at(4))
     run = _train_dir(configs)
     assert info.value.exit_code == 3
-    assert f"interrupted by SIGTERM at step 5 of 10" in str(info.value) and f"--resume {run}" in str(info.value)
+    assert "interrupted by SIGTERM at step 5 of 10" in str(info.value) and f"--resume {run}" in str(info.value)
     status = _read(run / "run_status.json")
     assert status["status"] == "interrupted" and status["step"] == 5 and status["checkpoint"].endswith("checkpoints/5")
     assert not (run / "params.json").exists()  # nothing that looks like a finished model
