@@ -179,7 +179,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 def norm_factor(data: np.ndarray, threshold: float = NORM_THRESHOLD) -> float:
     """max|x| if it exceeds the threshold, else 1.0 (quiet tracks are not amplified)."""
-    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    peak = float(max(data.max(), -data.min())) if data.size else 0.0  # max|x| without an |x| copy of the track
     return max(peak, 1.0e-8) if peak > threshold else 1.0
 
 
@@ -223,7 +223,7 @@ def resample_sinc(data: np.ndarray, old_rate: int, new_rate: int) -> np.ndarray:
     Rates are reduced by their gcd; output length ceil(new * N / orig).
     """
     if old_rate == new_rate:
-        return data.astype(np.float32)
+        return np.asarray(data, np.float32)  # no copy of a float32 track (long clips: memory)
     g = math.gcd(int(old_rate), int(new_rate))
     orig, new = int(old_rate) // g, int(new_rate) // g
     kernel, width = _sinc_kernel(orig, new)
@@ -250,7 +250,7 @@ def preprocess(data: np.ndarray, samplerate: int, method: str = "w2v", new_sampl
         if new_samplerate is not None:
             data = resample_sinc(data, samplerate, new_samplerate)
             samplerate = new_samplerate
-        return AudioTrack(data.astype(np.float32), samplerate, norm_factor(data))
+        return AudioTrack(np.asarray(data, np.float32), samplerate, norm_factor(data))
     raise DataError(describe("AUDIO_PREPROC_METHOD", None, f"one of {PREPROC_METHODS}", repr(method)))
 
 
@@ -281,11 +281,13 @@ def padded_windows(audio: np.ndarray, starts: np.ndarray, size: int) -> np.ndarr
     audio = np.asarray(audio, dtype=np.float32)
     if starts.size == 0:
         return np.zeros((0, size), dtype=np.float32)
-    # Pad just enough that every window lies inside, then take strided views (no [T, size] index array).
-    lo = int(min(starts.min(), 0))
-    hi = int(max(starts.max() + size, audio.size))
+    # Copy just the span the windows cover (zeros outside the track), then take strided views (no [T, size]
+    # index array); a few windows of a long track never copy the whole track.
+    lo, hi = int(starts.min()), int(starts.max()) + size
     padded = np.zeros(hi - lo, dtype=np.float32)
-    padded[-lo : -lo + audio.size] = audio
+    a, b = max(lo, 0), min(hi, audio.size)
+    if b > a:
+        padded[a - lo : b - lo] = audio[a:b]
     views = np.lib.stride_tricks.sliding_window_view(padded, size)
     return views[starts - lo].copy()
 
