@@ -136,3 +136,82 @@ def test_regression_postprocess_matches_runtime_formulas(tmp_path):
     ref = pp.PostProcessor(data, cfg, 30.0).process(pp.deltas_from_regression(raw.raw, data))["skin"]
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert np.abs(got - raw.skin).max() > 1e-6  # smoothing and offsets changed something
+
+
+@pytest.fixture(scope="module")
+def reg_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_inputs")
+    return B.write_bundle(root / "bundle", **BF.bundle_kwargs(root, "regression"))
+
+
+def _main(capsys, argv) -> tuple[int, str]:
+    code = _script().main(["--config", str(ROOT / "configs" / "synthetic-regression-min")] + argv)
+    return code, capsys.readouterr().err
+
+
+def _broken_copy(bundle: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
+    import shutil
+
+    shutil.copytree(bundle, dest)
+    return dest
+
+
+@pytest.mark.parametrize("samples", [1, 533])  # 533 samples: 0.9994 of a frame at 30 fps
+def test_audio_shorter_than_one_frame_is_refused(reg_bundle, tmp_path, capsys, samples):
+    wav = tmp_path / "tiny.wav"
+    sf.write(wav, np.full(samples, 0.1, np.float32), 16000, subtype="FLOAT")
+    code, err = _main(capsys, ["--bundle", str(reg_bundle), "--audio", str(wav), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert str(wav) in err and f"found {samples}" in err and "at least 534 samples" in err and "one frame at 30 fps" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bundle_missing_a_model_data_key(reg_bundle, tmp_path, capsys):
+    from a2f_jax.errors import DataError
+    from a2f_jax.infer import regression as R
+
+    broken = _broken_copy(reg_bundle, tmp_path / "bundle")
+    path = next(broken.glob("model_data*.npz"))
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if k != "shapes_matrix_tongue"}
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=r"model_data.*\[shapes_matrix_tongue\].*expected an array 'shapes_matrix_tongue'"):
+        R.from_bundle(broken)
+    wav = _wav(tmp_path / "a.wav", 0.2)
+    code, err = _main(capsys, ["--bundle", str(broken), "--audio", str(wav), "--out", str(tmp_path / "out"), "--postprocess"])
+    assert code == 2 and str(path) in err and "shapes_matrix_tongue" in err
+    path.write_bytes(path.read_bytes()[:200])  # a truncated archive
+    with pytest.raises(DataError, match=r"model_data.*readable \.npz"):
+        R.from_bundle(broken)
+
+
+def test_truncated_network_onnx(reg_bundle, tmp_path, capsys):
+    from a2f_jax.errors import DataError
+    from a2f_jax.infer import regression as R
+
+    broken = _broken_copy(reg_bundle, tmp_path / "bundle")
+    onnx = broken / "network.onnx"
+    onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"network\.onnx: expected an ONNX model onnxruntime can load"):
+        R.from_bundle(broken)
+    wav = _wav(tmp_path / "a.wav", 0.2)
+    code, err = _main(capsys, ["--bundle", str(broken), "--audio", str(wav), "--out", str(tmp_path / "out")])
+    assert code == 2 and str(onnx) in err
+
+
+@pytest.mark.parametrize("weights, bad", [("happy=1.5", "1.5"), ("angry=0.5,sad=-0.25", "-0.25"), ("sad=nan", "nan")])
+def test_emotion_weights_outside_0_1_are_refused(reg_bundle, tmp_path, capsys, weights, bad):
+    from a2f_jax.errors import ConfigError
+    from a2f_jax.infer import regression as R
+
+    wav = _wav(tmp_path / "a.wav", 0.2)
+    code, err = _main(capsys, ["--bundle", str(reg_bundle), "--audio", str(wav), "--out", str(tmp_path / "out"),
+                               "--emotion-weights", weights])
+    name = weights.split(",")[-1].split("=")[0]
+    assert code == 2 and f"--emotion-weights [{name}]: expected a weight in [0, 1], found {bad}" in err
+    pred = R.from_bundle(reg_bundle)
+    with pytest.raises(ConfigError, match=rf"emotion \[{name}\]: expected a weight in \[0, 1\]"):
+        pred.explicit({name: float(bad)})
+    with pytest.raises(ConfigError, match=r"emotion \[happy\]"):
+        pred.explicit([0.0, 1.01, 0.0])
+    assert pred.explicit({"happy": 1.0, "sad": 0.0}).tolist() == [0.0, 1.0, 0.0]  # the bounds are allowed

@@ -203,3 +203,27 @@ def test_centre_window_equals_the_network_streaming_sampler(setup, skip):
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref)[:, 15:45], atol=1e-5)
     np.testing.assert_allclose(np.asarray(lat), np.asarray(ref_lat), atol=1e-5)
     assert float(np.abs(np.asarray(lat) - args[3]).max()) > 1e-3
+
+
+def test_bad_inputs_are_project_errors(tmp_path, setup, engine):
+    """Weights outside [0, 1], a clip shorter than one frame, a bundle missing a model_data key or with a truncated
+    network.onnx: each a ConfigError/DataError naming the emotion or the file, never another library's exception."""
+    import shutil
+
+    with pytest.raises(ConfigError, match=r"emotion \[sad\]: expected a weight in \[0, 1\], found 1.5"):
+        engine.emotion_vector({"happy": 0.5, "sad": 1.5})
+    with pytest.raises(ConfigError, match=r"emotion \[angry\]: expected a weight in \[0, 1\], found -0.5"):
+        engine.emotion_vector([-0.5, 0.0, 0.0])
+    with pytest.raises(ConfigError, match=r"emotion \[happy \(frame 2\)\]"):
+        engine.emotion_vector(np.array([[0, 0, 0], [0, 1, 0], [0, 2, 0]], np.float32))
+    with pytest.raises(DataError, match=r"audio: expected at least one frame \(267 samples at 60 fps\), found 200 samples"):
+        engine.predict(np.zeros(200, np.float32))
+    broken = tmp_path / "bundle"
+    shutil.copytree(setup[3], broken)
+    np.savez(broken / "model_data_mark.npz", neutral_skin=np.zeros((F.VS, 3), np.float32))
+    with pytest.raises(DataError, match=r"model_data_mark\.npz \[neutral_tongue\]: expected an array 'neutral_tongue'"):
+        D.from_bundle(broken)
+    onnx = broken / "network.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:1000])
+    with pytest.raises(DataError, match=r"network\.onnx: expected an ONNX model onnxruntime can load"):
+        D.from_bundle(broken)
