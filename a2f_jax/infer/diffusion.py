@@ -17,6 +17,10 @@ Units (`Geometry`): absolute positions as the original writes its Maya caches (J
 ACTOR_NAME; bundle: neutral + delta as the SDK), or deltas in original units when `delta=True`
 ((x̂0 − mean)·scale, the export's "output_delta"). Jaw [T, 5, 3] and eyes [T, 4] are always x̂0·scale.
 
+Memory (`iter_geometry`): streaming pushes the clip STREAM_CHUNK_SECONDS at a time and yields each chunk's
+frames, bit-identical to one push of the whole clip; offline samples the whole clip in one pass (HuBERT attends
+over all of it, so it cannot be cut exactly) and only its decoding is chunked.
+
 Difference to the original: its streaming mode keeps frames up to the end of the right padding (1 s of audio
 → 105 frames); here every mode returns T = int(N/16000·fps) frames (the SDK stops at the clip end too).
 """

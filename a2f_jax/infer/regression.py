@@ -4,6 +4,8 @@ Two sources, same outputs:
 - a training run (JAX backend): `model_def.json` + `params.msgpack` + the preprocessing artifacts it used;
 - a deploy bundle (onnxruntime backend): `network.onnx` + `model_data_<actor>.npz` + `implicit_emo_db.npz`.
 Frames are centred at (i + 0.5)/fps as in training, so predictions line up with ground-truth caches.
+Memory does not grow with the clip beyond its audio: the windows of each network call (BATCH_FRAMES frames) are
+cut when it runs, and `iter_geometry` yields the decoded frames chunk by chunk (`infer.outputs` writes them).
 """
 
 from __future__ import annotations
