@@ -6,7 +6,7 @@ import soundfile as sf
 from ml_collections import ConfigDict
 
 from a2f_jax.train.dataset import Clip, Shot, TrainingData
-from a2f_jax.train.sampler_diffusion import DiffusionSampler, bucket_for, resample_target
+from a2f_jax.train.sampler_diffusion import DiffusionSampler, bucket_for, resample_target, resample_target_range
 
 SR = 16000
 FPS = 30.0
@@ -140,3 +140,90 @@ def test_determinism_by_seed_and_step(data):
     # An epoch visits every clip once.
     ids = np.concatenate([a.clip_ids(k) for k in range(a.batches_per_epoch)])
     assert sorted(ids.tolist()) == [0, 1]
+
+
+def _data_with_muted(tmp_path):
+    """`_data` plus a muted shot (noise audio from the batch stream) and a clip with an audio offset."""
+    data = _data(tmp_path, lengths=(40, 25, 33))
+    c = data.clips[2]
+    data.clips[2] = Clip(c.actor, c.shot, c.first, c.last, c.speaker, c.lang, c.audio_path, 1.5, c.shot_index)
+    start = data.shots[-1].start_global + data.shots[-1].length
+    data.shots.append(Shot("a", "muted_0", 20, FPS, "joy", start, muted=True, source=("s0", 3)))
+    data.targets.append(np.repeat(data.targets[0][3:4], 20, axis=0))
+    data.clips.append(Clip("a", "muted_0", 0, 19, "muted", "en", None, 0.0, len(data.shots) - 1, muted=True))
+    return data
+
+
+# Pitch shift on half the items, mic noise for the muted clip: every kind of draw of the batch stream.
+AUG = dict(AUGMENT={"pitch_shift": {"p": 0.5}}, AUG_MUTED_AUDIO_NOISE_TYPE="mic", AUG_MUTED_AUDIO_NOISE_SCALE=0.1,
+           AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE=(0.0, 1.0))
+
+
+def _sequential_batch(s: DiffusionSampler, step: int) -> dict[str, np.ndarray]:
+    """The batch as built item by item from one stream (whole-clip items, then subsegments), padded to the bucket."""
+    rng = np.random.default_rng([s.seed, 2, step])
+    items = []
+    for ci in s.clip_ids(step):
+        clip = s.clips[int(ci)]
+        audio, y = s.subsegment(*s.clip_item(clip, rng), rng)
+        items.append((clip, audio, y))
+    T = bucket_for(max(len(y) for _, _, y in items), s.buckets)
+    N = int(round(T / 60.0 * SR))
+    out = {k: np.zeros(shape, np.float32) for k, shape in
+           (("audio", (len(items), N)), ("y", (len(items), T, D)), ("mask", (len(items), T)))}
+    for b, (_, audio, y) in enumerate(items):
+        out["audio"][b, :min(len(audio), N)] = audio[:N]
+        out["y"][b, :len(y)], out["mask"][b, :len(y)] = y, 1.0
+    out["shot_index"] = np.array([c.shot_index for c, _, _ in items], np.int32)
+    out["audio_len"] = np.array([min(len(a), N) for _, a, _ in items], np.int32)
+    return out
+
+
+def test_resample_range_is_a_slice_of_the_whole(data):
+    y = np.random.default_rng(1).normal(size=(9, 4)).astype(np.float32)
+    for factor in (1, 2, 3):
+        whole = resample_target(y, factor)
+        for start, count in ((0, len(whole)), (0, 1), (2, len(whole) - 4), (len(whole) - 3, 3)):
+            part = resample_target_range(y, factor, start, count)
+            np.testing.assert_array_equal(part, whole[start:start + count])
+            out = np.full((count, 4), np.nan, np.float32)
+            assert resample_target_range(y, factor, start, count, out) is out
+            np.testing.assert_array_equal(out, whole[start:start + count])
+
+
+def test_planned_batch_equals_item_by_item_stream(tmp_path):
+    """Planning every draw first (then building only the subsegment's frames) gives the batches of the
+    item-by-item stream: the same batch for each (seed, step) as before the planning pass."""
+    data = _data_with_muted(tmp_path)
+    s = DiffusionSampler(data, _cfg(**AUG), None, 4, 11)
+    seen_muted = seen_shift = False
+    for step in range(6):
+        got, ref = s.batch(step), _sequential_batch(s, step)
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"step {step} {k}")
+        plans = s.plan(step)
+        seen_muted |= any(p.noise is not None for p in plans)
+        seen_shift |= any(p.pitch_steps is not None for p in plans)
+    assert seen_muted and seen_shift
+
+
+def test_process_rows_concatenate_to_the_single_process_batch(tmp_path):
+    """Two processes (rows 0-1 and 2-3) each build only their rows, padded to the global batch's bucket;
+    together they are the batch one process builds, also with the rows built on a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _data_with_muted(tmp_path)
+    cfg = _cfg(**AUG, SUBSEGMENT_MIN_FRAME=4, LENGTH_BUCKETS=[8, 16, 32])  # mixed lengths: T set by one process's rows
+    s = DiffusionSampler(data, cfg, None, 4, 5)
+    differs = False
+    with ThreadPoolExecutor(2) as pool:
+        for step in range(8):
+            whole = s.batch(step)
+            parts = [s.batch(step, slice(0, 2)), s.batch(step, slice(2, 4), pool)]
+            for k in whole:
+                np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k], err_msg=f"{step} {k}")
+            lengths = [p["mask"].sum(1).max() for p in parts]
+            differs |= bucket_for(int(min(lengths)), [8, 16, 32]) != whole["y"].shape[1]
+    assert differs  # some step's bucket came from the other process's rows
+    with pytest.raises(ValueError, match="hold no item"):
+        s.batch(0, slice(4, 6))

@@ -8,11 +8,19 @@ Batch > 1 (beyond the original): items of one batch are zero-padded to the small
 LENGTH_BUCKETS that holds the longest, with a frame mask; XLA compiles one program per bucket.
 BATCH_SIZE = 1 keeps the original's behaviour (the item's own length, no padding).
 Every draw is a pure function of (seed, step), so a resumed run replays the same batches.
+
+A batch is built in two passes. `plan` makes every random draw of the step from one sequential stream
+(clip ids, pitch shifts, muted-clip noise, subsegments) and knows each item's length without touching
+audio or targets; the rows asked for are then built from their plans. So each process of a multi-host
+run builds only its own rows (`batch(step, rows)`), padded to the bucket of the *global* batch: exactly
+those rows of the batch a single process builds. Targets are resampled over the subsegment's frames only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -29,13 +37,36 @@ def resample_target(y: np.ndarray, factor: int) -> np.ndarray:
     """Linear upsampling by an integer factor as torch's interpolate(align_corners=False): [T, D] -> [f·T, D]."""
     if factor == 1:
         return y
+    return resample_target_range(y, factor, 0, factor * len(y))
+
+
+def resample_target_range(y: np.ndarray, factor: int, start: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Frames `start .. start + count - 1` of `resample_target(y, factor)`, bit for bit, computing only those:
+    [T, D] -> [count, D]. With `out` ([count, D]) they are written there, with a single [count, D] temporary."""
+    if factor == 1:
+        seg = y[start:start + count]
+        if out is None:
+            return seg
+        out[...] = seg
+        return out
     n = len(y)
-    src = (np.arange(factor * n) + 0.5) / factor - 0.5
+    src = (np.arange(start, start + count) + 0.5) / factor - 0.5
     src = np.clip(src, 0, n - 1)
     lo = np.floor(src).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
     w = (src - lo)[:, None].astype(np.float32)
-    return (1 - w) * y[lo] + w * y[hi]
+    if out is None or out.dtype != np.result_type(y.dtype, w.dtype):
+        res = (1 - w) * y[lo] + w * y[hi]
+        if out is not None:
+            out[...] = res
+        return res if out is None else out
+    # The same products and sum as above (IEEE products commute), computed in place.
+    np.take(y, lo, axis=0, out=out)
+    out *= 1 - w
+    tmp = np.take(y, hi, axis=0)
+    tmp *= w
+    out += tmp
+    return out
 
 
 def fps_factor(target_fps: float, cache_fps: float) -> int:
@@ -51,6 +82,19 @@ def bucket_for(length: int, buckets: list[int]) -> int:
         if length <= b:
             return int(b)
     return int(length)  # longer than every bucket: its own length (one more compiled program)
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemPlan:
+    """Every random draw of one batch item and its lengths: enough to build the item, or to pad its batch."""
+
+    clip: Clip
+    start: int  # first frame of the item among the clip's TARGET_FPS frames
+    frames: int  # frames at TARGET_FPS
+    audio_start: int  # first sample of the item in the clip's audio
+    audio_samples: int | None  # samples of the item's audio; None: the whole clip's (no subsegment)
+    pitch_steps: float | None = None  # semitones of the pitch shift; None: none
+    noise: np.ndarray | None = dataclasses.field(default=None, repr=False)  # muted clip: its noise [N]
 
 
 class DiffusionSampler:
@@ -83,6 +127,7 @@ class DiffusionSampler:
         self.local_scale_range = (float(lo), float(hi))
         self.method = train_cfg.get("AUDIO_PREPROC_METHOD", "w2v")
         self._tracks: dict[str, np.ndarray] = {}
+        self._factors: dict[float, int] = {}
         self.actor_vecs = {a: np.eye(len(data.actors), dtype=np.float32)[i] for i, a in enumerate(data.actors)}
 
     @property
@@ -95,37 +140,91 @@ class DiffusionSampler:
             self._tracks[key] = self.audio_io.load_audio(clip.audio_path, method=self.method)
         return self._tracks[key]
 
-    def clip_item(self, clip: Clip, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-        """(audio [N], target [T, D]) of a whole clip at TARGET_FPS, with augmentation when rng is given."""
+    def _clip_span(self, clip: Clip) -> tuple[int, int, int, int]:
+        """(fps factor, frames at TARGET_FPS, first audio sample, samples) of a whole clip; the samples are an
+        inclusive range (one more than the span), as the original."""
         shot = self.data.shots[clip.shot_index]
-        f = fps_factor(self.target_fps, shot.fps)
-        y = resample_target(self.data.targets[clip.shot_index][clip.first:clip.last + 1], f)
+        if shot.fps not in self._factors:  # once per cache fps (a non-integer ratio is warned about once)
+            self._factors[shot.fps] = fps_factor(self.target_fps, shot.fps)
+        f = self._factors[shot.fps]
         t0 = clip.first / shot.fps + clip.offset_frames / shot.fps
         t1 = (clip.last + 1) / shot.fps + clip.offset_frames / shot.fps
         s0, s1 = int(round(t0 * SAMPLE_RATE)), int(round(t1 * SAMPLE_RATE))
-        n = s1 - s0 + 1  # inclusive range, as the original
+        return f, f * (clip.last - clip.first + 1), s0, s1 - s0 + 1
+
+    def _draw_subsegment(self, frames: int, rng: np.random.Generator) -> tuple[int, int]:
+        """(start, length) of a random subsegment of a `frames`-long item."""
+        n = min(int(rng.integers(self.sub_min, self.sub_max + 1)), frames)
+        return int(rng.integers(0, frames - n + 1)), n
+
+    def plan_item(self, clip: Clip, rng: np.random.Generator | None, subsegment: bool) -> ItemPlan:
+        """The draws of one item in the order it consumes `rng`: muted-clip noise or pitch shift, then the
+        subsegment (rng None: no augmentation)."""
+        _, frames, _, samples = self._clip_span(clip)
+        noise, steps = None, None
         if clip.muted:
             scale = self.noise_scale * (rng.uniform(*self.local_scale_range) if rng is not None else 1.0)
             if self.noise_type is None:
-                return np.zeros(n, np.float32), y
-            r = rng if rng is not None else np.random.default_rng(0)
-            return self.audio_io.muted_noise(self.noise_type, n, scale, r).astype(np.float32), y
-        track = self._track(clip)
+                noise = np.zeros(samples, np.float32)
+            else:
+                r = rng if rng is not None else np.random.default_rng(0)
+                noise = self.audio_io.muted_noise(self.noise_type, samples, scale, r).astype(np.float32)
+        elif rng is not None and self.pitch_p > 0 and rng.uniform() < self.pitch_p:
+            steps = float(rng.uniform(*self.pitch_range))
+        if not subsegment:
+            return ItemPlan(clip, 0, frames, 0, None, steps, noise)
+        start, n = self._draw_subsegment(frames, rng)
+        return ItemPlan(clip, start, n, int(start * SAMPLE_RATE / self.target_fps),
+                        int(n / self.target_fps * SAMPLE_RATE), steps, noise)
+
+    def plan(self, step: int) -> list[ItemPlan]:
+        """Every item of batch `step`, drawn from one stream seeded by (seed, step). Cheap (no audio or targets
+        are read; muted clips' noise is drawn), so every process plans the whole global batch."""
+        rng = np.random.default_rng([self.seed, 2, int(step)])
+        r = rng if self.augment else None
+        return [self.plan_item(self.clips[int(ci)], r, self.random_subsegment) for ci in self.clip_ids(step)]
+
+    def _clip_audio(self, plan: ItemPlan) -> np.ndarray:
+        """The whole clip's audio [N] (a muted clip: its noise), pitch-shifted as planned."""
+        if plan.noise is not None:
+            return plan.noise
+        _, _, s0, n = self._clip_span(plan.clip)
+        track = self._track(plan.clip)
         audio = np.zeros(n, np.float32)
-        a, b = max(s0, 0), min(s1 + 1, len(track))
+        a, b = max(s0, 0), min(s0 + n, len(track))
         if a < b:
             audio[a - s0:b - s0] = track[a:b]
-        if rng is not None and self.pitch_p > 0 and rng.uniform() < self.pitch_p:
+        if plan.pitch_steps is not None:
             import librosa
 
-            steps = rng.uniform(*self.pitch_range)
-            audio = librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=steps).astype(np.float32)
-        return audio, y
+            audio = librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=plan.pitch_steps).astype(np.float32)
+        return audio
+
+    def item_audio(self, plan: ItemPlan) -> np.ndarray:
+        """The item's audio: [plan.audio_samples], zero past the clip's end (or the whole clip's)."""
+        audio = self._clip_audio(plan)
+        if plan.audio_samples is None:
+            return audio
+        seg = np.zeros(plan.audio_samples, np.float32)
+        piece = audio[plan.audio_start:plan.audio_start + plan.audio_samples]
+        seg[:len(piece)] = piece
+        return seg
+
+    def item_target(self, plan: ItemPlan, out: np.ndarray | None = None) -> np.ndarray:
+        """The item's target [plan.frames, D] at TARGET_FPS (written into `out` when given)."""
+        clip = plan.clip
+        f = self._clip_span(clip)[0]
+        src = self.data.targets[clip.shot_index][clip.first:clip.last + 1]
+        return resample_target_range(src, f, plan.start, plan.frames, out)
+
+    def clip_item(self, clip: Clip, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """(audio [N], target [T, D]) of a whole clip at TARGET_FPS, with augmentation when rng is given."""
+        plan = self.plan_item(clip, rng, subsegment=False)
+        return self._clip_audio(plan), self.item_target(plan)
 
     def subsegment(self, audio: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        T = len(y)
-        n = min(int(rng.integers(self.sub_min, self.sub_max + 1)), T)
-        start = int(rng.integers(0, T - n + 1))
+        """A random subsegment of an item: audio from sample int(start·16000/fps), int(n/fps·16000) long."""
+        start, n = self._draw_subsegment(len(y), rng)
         a0 = int(start * SAMPLE_RATE / self.target_fps)
         length = int(n / self.target_fps * SAMPLE_RATE)
         seg = np.zeros(length, np.float32)
@@ -136,33 +235,39 @@ class DiffusionSampler:
     def clip_ids(self, step: int) -> np.ndarray:
         return batching.batch_ids(self.seed, step, len(self.clips), self.batch_size, self.augment)
 
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng([self.seed, 2, int(step)])
-        items = []
-        for ci in self.clip_ids(step):
-            clip = self.clips[int(ci)]
-            audio, y = self.clip_item(clip, rng if self.augment else None)
-            if self.random_subsegment:
-                audio, y = self.subsegment(audio, y, rng)
-            items.append((clip, audio, y))
-        return self.collate(items, rng)
+    def padded_length(self, plans: list[ItemPlan]) -> int:
+        """Frames T of a batch: the item's own length at batch 1, else the bucket of the longest item."""
+        longest = max(p.frames for p in plans)
+        return longest if self.batch_size == 1 else bucket_for(longest, self.buckets)
 
-    def collate(self, items: list, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        longest = max(len(y) for _, _, y in items)
-        T = longest if self.batch_size == 1 else bucket_for(longest, self.buckets)
-        N = int(round(T / self.target_fps * SAMPLE_RATE)) if self.batch_size > 1 else max(len(a) for _, a, _ in items)
-        D = items[0][2].shape[1]
+    def batch(self, step: int, rows: slice | None = None, pool: Executor | None = None) -> dict[str, np.ndarray]:
+        """Batch `step`: {audio [B, N], y [B, T, D], mask [B, T], actor [B, A], emotion [B, E], shot_index [B],
+        audio_len [B]}. With `rows` (a slice of the global batch, e.g. a process's own rows) only those rows,
+        padded to the global batch's T and N: equal to those rows of the whole batch. With `pool` the rows'
+        audio and targets are built on its threads (NumPy, soxr and FFTs release the GIL); same result."""
+        plans = self.plan(step)
+        mine = plans if rows is None else plans[rows]
+        if not mine:
+            raise ValueError(f"rows {rows} of a batch of {len(plans)} hold no item")
+        each = pool.map if pool is not None and len(mine) > 1 else map
+        T = self.padded_length(plans)
+        audios = list(each(self.item_audio, mine))
+        # Batch 1 (the original's behaviour): the item's own length. Its one row is the whole batch.
+        N = int(round(T / self.target_fps * SAMPLE_RATE)) if self.batch_size > 1 else max(len(a) for a in audios)
+        clips = [p.clip for p in mine]
+        D = self.data.targets[clips[0].shot_index].shape[1]
         out = {
-            "audio": np.zeros((len(items), N), np.float32),
-            "y": np.zeros((len(items), T, D), np.float32),
-            "mask": np.zeros((len(items), T), np.float32),
-            "actor": np.stack([self.actor_vecs[c.actor] for c, _, _ in items]),
-            "emotion": np.stack([self.data.emotion_vector(c.shot_index) for c, _, _ in items]),
-            "shot_index": np.array([c.shot_index for c, _, _ in items], np.int32),
-            "audio_len": np.array([min(len(a), N) for _, a, _ in items], np.int32),
+            "audio": np.zeros((len(mine), N), np.float32),
+            "y": np.zeros((len(mine), T, D), np.float32),
+            "mask": np.zeros((len(mine), T), np.float32),
+            "actor": np.stack([self.actor_vecs[c.actor] for c in clips]),
+            "emotion": np.stack([self.data.emotion_vector(c.shot_index) for c in clips]),
+            "shot_index": np.array([c.shot_index for c in clips], np.int32),
+            "audio_len": np.array([min(len(a), N) for a in audios], np.int32),
         }
-        for b, (_, audio, y) in enumerate(items):
+        for b, (p, audio) in enumerate(zip(mine, audios)):
             out["audio"][b, :min(len(audio), N)] = audio[:N]
-            out["y"][b, :len(y)] = y
-            out["mask"][b, :len(y)] = 1.0
+            out["mask"][b, :p.frames] = 1.0
+        # Targets straight into the batch (no per-item copy): [frames, D] rows of y.
+        list(each(lambda b: self.item_target(mine[b], out["y"][b, :mine[b].frames]), range(len(mine))))
         return out

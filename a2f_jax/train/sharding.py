@@ -2,15 +2,16 @@
 
 Multi-host: `maybe_initialize_distributed()` calls `jax.distributed.initialize()` when the usual
 environment variables are present (JAX_COORDINATOR_ADDRESS + JAX_NUM_PROCESSES + JAX_PROCESS_ID, or a
-cluster JAX auto-detects such as SLURM); every process then builds the same global batch index, keeps
-the rows of its own devices, and `shard_batch` assembles the global array.
+cluster JAX auto-detects such as SLURM). Each process builds only the rows of the global batch that live
+on its own devices (`process_rows`) and `place_local_batch` assembles the global array from them
+(`jax.make_array_from_process_local_data`); `shard_batch` does both from a whole global batch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -74,15 +75,40 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, replicated(mesh))
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Place a host batch (the *global* batch, identical on every process) with its leading axis sharded."""
+def process_rows(mesh: Mesh, global_rows: int, process_index: int | None = None,
+                 process_of: Callable[[Any], int] | None = None) -> slice:
+    """The rows of a `global_rows`-row batch (sharded on its leading axis) that live on the devices of one
+    process (default: this one): a contiguous slice. `process_of(device)` names a device's process
+    (default `device.process_index`; tests simulate several processes with it)."""
+    p = jax.process_index() if process_index is None else int(process_index)
+    owner = process_of or (lambda d: d.process_index)
+    index = batch_sharding(mesh).devices_indices_map((int(global_rows),))
+    spans = sorted({ix[0].indices(int(global_rows))[:2] for d, ix in index.items() if owner(d) == p})
+    if not spans:
+        raise ValueError(f"process {p} holds no device of the mesh")
+    lo, hi = spans[0]
+    for a, b in spans[1:]:
+        if a != hi:  # jax.devices() lists each process's devices together, so a default mesh never gets here
+            raise ValueError(f"the devices of process {p} hold rows {spans} of the batch, not one block: order the "
+                             f"mesh's devices by process")
+        hi = b
+    return slice(lo, hi)
+
+
+def place_local_batch(local: dict[str, np.ndarray], mesh: Mesh, global_rows: int) -> dict[str, jax.Array]:
+    """The global batch [global_rows, ...] with its leading axis sharded, from this process's rows of it
+    (`process_rows`; a single process: every row)."""
     sharding = batch_sharding(mesh)
     if jax.process_count() == 1:
-        return jax.device_put(batch, sharding)
-    n, p = jax.process_count(), jax.process_index()
+        return jax.device_put(local, sharding)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v), (int(global_rows),) + np.shape(v)[1:])
+            for k, v in local.items()}
 
-    def local(a: np.ndarray) -> jax.Array:
-        rows = a.shape[0] // n
-        return jax.make_array_from_process_local_data(sharding, a[p * rows:(p + 1) * rows], a.shape)
 
-    return {k: local(np.asarray(v)) for k, v in batch.items()}
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Place a host batch (the *global* batch, identical on every process) with its leading axis sharded."""
+    n = len(next(iter(batch.values())))
+    if jax.process_count() == 1:
+        return jax.device_put(batch, batch_sharding(mesh))
+    rows = process_rows(mesh, n)
+    return place_local_batch({k: np.asarray(v)[rows] for k, v in batch.items()}, mesh, n)
