@@ -74,6 +74,7 @@ EXTRA_TRAIN = {
     "CHECKPOINT_PERIOD": 1000,
     "MAX_CHECKPOINTS_TO_KEEP": 3,
     "MAX_TRAIN_STEPS": None,
+    "COMPUTE_DTYPE": "float32",
 }
 
 

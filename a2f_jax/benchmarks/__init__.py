@@ -53,15 +53,17 @@ def compiled_flops(compiled: Any) -> float:
     return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
-def random_diffusion_net(quick: bool, emotions: int = 10) -> tuple[Any, Any]:
+def random_diffusion_net(quick: bool, emotions: int = 10, compute_dtype: str = "float32") -> tuple[Any, Any]:
     """(DiffusionRNN, params) with random weights, one actor: base size (HuBERT base, skin 24,002 / tongue 5,602
-    vertices, GRU 256) or, with `quick`, a tiny network (50 / 10 vertices, width 16)."""
+    vertices, GRU 256) or, with `quick`, a tiny network (50 / 10 vertices, width 16). `compute_dtype`: the
+    network's (`models.precision`); the params are float32 either way."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     from a2f_jax.models import diffusion_rnn as dr
     from a2f_jax.models.audio_encoder import EncoderConfig
+    from a2f_jax.models.precision import compute_dtype as resolve_dtype
 
     if quick:
         vs, vt = 50, 10
@@ -74,7 +76,7 @@ def random_diffusion_net(quick: bool, emotions: int = 10) -> tuple[Any, Any]:
     rng = np.random.default_rng(0)
     consts = dr.ActorConstants(0.1 * rng.standard_normal((1, cfg.output_dim)).astype(np.float32),
                                scale_skin=[1.0], scale_tongue=[1.0], scale_jaw=[1.0], scale_eye=[1.0])
-    net = dr.DiffusionRNN(cfg, consts)
+    net = dr.DiffusionRNN(cfg, consts, resolve_dtype(compute_dtype))
     params = jax.jit(net.init)({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 60, cfg.output_dim)), jnp.array([0]),
                                jnp.zeros((1, 16000)), jnp.ones((1, 1)), jnp.zeros((1, emotions)))["params"]
     return net, params

@@ -5,7 +5,7 @@ Base size (random weights): HuBERT base (12 layers), skin 24,002 / tongue 5,602 
 samples (exactly one window: HuBERT, 2 denoising steps, latents carried, decode to vertices), target
 ≤ 0.25 s on CPU. `ort_window`: the same window through the exported `network.onnx` with onnxruntime
 (1 and all intra-op threads); RTF = seconds of compute per second of audio (2 windows per second).
-`quick`: a tiny network.
+`quick`: a tiny network. `jax_window(..., compute_dtype="bfloat16")` runs the JAX network in bf16.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 EMOTIONS = 10
 
 
-def _net(quick: bool):
+def _net(quick: bool, compute_dtype: str = "float32"):
     from a2f_jax.benchmarks import random_diffusion_net
 
-    net, params = random_diffusion_net(quick, EMOTIONS)
+    net, params = random_diffusion_net(quick, EMOTIONS, compute_dtype)
     model_def = {"actors": ["bench"], "explicit_emotions": [f"e{i}" for i in range(EMOTIONS)],
                  "mean_geometry": net.constants.mean_geometry, "scales": {k: [1.0] for k in ("skin", "tongue", "jaw", "eye")},
                  "translates": {"skin": [[0.0, 0.0, 0.0]], "tongue": [[0.0, 0.0, 0.0]]}}
@@ -48,11 +48,12 @@ def _window_times(engine, audio: np.ndarray, repeats: int) -> dict:
             "window_cpu_s": round(float(np.median(cpu)), 4), "rtf": round(2 * min(times), 4)}
 
 
-def _jax_window(quick: bool) -> dict:
+def jax_window(quick: bool, compute_dtype: str = "float32") -> dict:
+    """One streaming window through the JAX engine (`compute_dtype`: the network's; params are float32)."""
     from a2f_jax.infer.diffusion import engine_from_network
 
     t0 = time.perf_counter()
-    net, params, model_def = _net(quick)
+    net, params, model_def = _net(quick, compute_dtype)
     init_s = time.perf_counter() - t0
     engine = engine_from_network(net, params, model_def, {"TIMESTEP_RESPACING": "2", "INFERENCE_MODE": "streaming"})
     repeats = 3 if quick else 6
@@ -62,7 +63,7 @@ def _jax_window(quick: bool) -> dict:
     compile_s = time.perf_counter() - t0
     out = _window_times(engine, audio, repeats)
     return {"init_s": round(init_s, 1), "compile_s": round(compile_s, 1), **out, "target_s": 0.25,
-            "cores": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
+            "cores": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2), "compute_dtype": compute_dtype}
 
 
 def _ort_window(quick: bool) -> dict:
@@ -110,4 +111,4 @@ def load_session_bytes(data: bytes, threads: int):
     return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-BENCHMARKS = {"jax_window": _jax_window, "ort_window": _ort_window}
+BENCHMARKS = {"jax_window": jax_window, "ort_window": _ort_window}

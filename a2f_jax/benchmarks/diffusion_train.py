@@ -5,6 +5,7 @@ HuBERT base with random weights (front end and blocks 0-1 frozen, as the trainer
 60 fps, batch 1 (unpadded, as the original) and batch 4 (padded batch with frame masks). Synthetic arrays,
 no dataset. `quick` uses a tiny network. Reports wall and process CPU time per iteration, the first call
 (trace + compile + one step), frames/s and the 1-minute load average (the shared machine is busy).
+`train_iteration(..., compute_dtype="bfloat16")` runs the network in mixed precision (`models.precision`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from ml_collections import ConfigDict
 from a2f_jax.benchmarks import compiled_flops
 
 
-def _setup(frames: int, batch: int, quick: bool) -> tuple[Any, dict, Any]:
+def _setup(frames: int, batch: int, quick: bool, compute_dtype: str = "float32") -> tuple[Any, dict, Any]:
     from a2f_jax.config import base
     from a2f_jax.models import diffusion_rnn as dnet
     from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.models.audio_encoder import EncoderConfig
+    from a2f_jax.models.precision import compute_dtype as resolve_dtype
     from a2f_jax.train import losses_diffusion as dl
     from a2f_jax.train import trainer_diffusion as T
 
@@ -40,7 +42,8 @@ def _setup(frames: int, batch: int, quick: bool) -> tuple[Any, dict, Any]:
     tcfg.BATCH_SIZE = batch
     cfg = dnet.DiffusionNetConfig(skin_dim=3 * vs, tongue_dim=3 * vt, num_actors=1, num_emotions=11, encoder=enc, **extra)
     rng = np.random.default_rng(0)
-    net = dnet.DiffusionRNN(cfg, dnet.ActorConstants(rng.standard_normal((1, cfg.output_dim)).astype(np.float32) * 0.1))
+    net = dnet.DiffusionRNN(cfg, dnet.ActorConstants(rng.standard_normal((1, cfg.output_dim)).astype(np.float32) * 0.1),
+                            resolve_dtype(compute_dtype))
     q, _ = np.linalg.qr(rng.standard_normal((3 * vs, ks)).astype(np.float32))
     consts = dl.build_loss_constants(
         skin_dim=cfg.skin_dim, tongue_dim=cfg.tongue_dim, jaw_dim=15, eye_dim=4, scale_skin=[1.0],
@@ -61,10 +64,11 @@ def _setup(frames: int, batch: int, quick: bool) -> tuple[Any, dict, Any]:
     return setup, batch_arrays, T
 
 
-def _train_iteration(frames: int, batch: int, quick: bool) -> dict:
+def train_iteration(frames: int, batch: int, quick: bool, compute_dtype: str = "float32") -> dict:
+    """One training iteration of the trainer's step at `frames` x `batch` (quick: at most 30 frames, tiny net)."""
     if quick:
         frames = min(frames, 30)
-    setup, arrays, T = _setup(frames, batch, quick)
+    setup, arrays, T = _setup(frames, batch, quick, compute_dtype)
     t0 = time.perf_counter()
     params = T.init_params(setup, jax.random.PRNGKey(0))
     init_s = time.perf_counter() - t0
@@ -109,24 +113,24 @@ def _train_iteration(frames: int, batch: int, quick: bool) -> dict:
         "frames_per_s": round(frames * batch / best, 1),
         "gflop_per_iter": round(flops / 1e9, 1), "achieved_gflops": round(flops / best / 1e9, 1),
         "loss_finite": bool(np.isfinite(float(jax.device_get(compiled(holder["state"], consts, batch_dev)[1]["loss"])))),
-        "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(), "compute_dtype": compute_dtype,
     }
 
 
 def train_120_b1(quick: bool) -> dict:
-    return _train_iteration(120, 1, quick)
+    return train_iteration(120, 1, quick)
 
 
 def train_120_b4(quick: bool) -> dict:
-    return _train_iteration(120, 4, quick)
+    return train_iteration(120, 4, quick)
 
 
 def train_600_b1(quick: bool) -> dict:
-    return _train_iteration(600, 1, quick)
+    return train_iteration(600, 1, quick)
 
 
 def train_600_b4(quick: bool) -> dict:
-    return _train_iteration(600, 4, quick)
+    return train_iteration(600, 4, quick)
 
 
 BENCHMARKS = {"train_120_b1": train_120_b1, "train_120_b4": train_120_b4,

@@ -3,6 +3,7 @@
 Batch 32 × SEQ_LEN 2 windows of 8320 samples, base-size wav2vec2 truncated to one frozen layer, 272 skin /
 10 tongue PCA components, a 24,002-vertex skin basis for the lip-distance loss, the whole jitted train
 step (gather from the device dataset, forward, all losses, backward, Adam). Plus inference latency.
+`compute_dtype` "bfloat16" runs the network in mixed precision (`models.precision`; params stay float32).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from a2f_jax.benchmarks import compiled_flops, peak_rss_mb, timeit
 
 
-def _setup(quick: bool):
+def _setup(quick: bool, compute_dtype: str = "float32"):
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE
     from a2f_jax.train import losses, regression_model
 
@@ -32,12 +33,15 @@ def _setup(quick: bool):
           "implicit_emotion_len": 16, "explicit_emo_emb_len": 8}
     params = {**hp, "explicit_emotions": [f"e{i}" for i in range(n_emo)], "num_shapes_skin": ks,
               "num_shapes_tongue": kt, "result_jaw_size": 15, "result_eyes_size": 4}
-    model = regression_model.build(params, enc)
+    model = regression_model.build(params, enc, compute_dtype=compute_dtype)
     rng = np.random.default_rng(0)
     shapes = (rng.standard_normal((ks, verts, 3)) / np.sqrt(verts)).astype(np.float32)
     mean = rng.standard_normal((verts, 3)).astype(np.float32)
     lips = {"upper": [1, 2, 3, 4, 5], "lower": [6, 7, 8, 9, 10]}
     eyes = {"upper": [11, 12], "lower": [13, 14]}
+    # Open eyes in the mean pose: random vertices would close them, and the closed-eye mask then zeroes every
+    # sample (zero terms, a 0/0 normaliser, NaN losses from the third step).
+    mean[eyes["upper"], 1] = mean[eyes["lower"], 1] + 2.0
     geometry = losses.prepare_loss_geometry(shapes, mean, lip_dist_verts=lips, eye_dist_verts=eyes)
     train_cfg = types.SimpleNamespace(LEARNING_RATE=2e-4, get=lambda k, d=None: {"LR_STEP_GAMMA": 0.994}.get(k, d))
     setup = types.SimpleNamespace(
@@ -49,12 +53,12 @@ def _setup(quick: bool):
     return setup, ks + kt + 19, n_emo
 
 
-def train_step(quick: bool) -> dict:
+def train_step(quick: bool, compute_dtype: str = "float32") -> dict:
     from a2f_jax.models import emotion_db
     from a2f_jax.train import optim, trainer_regression as T
     from a2f_jax.train.sampler_regression import DeviceDataset
 
-    setup, d, n_emo = _setup(quick)
+    setup, d, n_emo = _setup(quick, compute_dtype)
     b, s, w = (4, 2, 8320) if quick else (32, 2, 8320)
     frames = setup.data.num_frames_total
     key = jax.random.PRNGKey(0)
@@ -84,12 +88,12 @@ def train_step(quick: bool) -> dict:
     t0 = time.perf_counter()
     compiled = step.lower(state, dev, index(0)).compile()
     compile_s = time.perf_counter() - t0
-    holder = {"state": state, "k": 0}
+    holder = {"state": state, "k": 0, "loss": None}
 
     def run():
         holder["k"] += 1
         holder["state"], m = compiled(holder["state"], dev, index(holder["k"]))
-        jax.block_until_ready(m["loss"])
+        holder["loss"] = jax.block_until_ready(m["loss"])
 
     t = timeit(run, repeats=2 if quick else 5, warmup=1)
     cpu0 = time.process_time()
@@ -97,7 +101,8 @@ def train_step(quick: bool) -> dict:
     cpu = time.process_time() - cpu0
     return {"shape": {"batch": b, "seq": s, "skin_components": setup.data.channel_sizes["skin_coeffs"]},
             "step_s": round(t["best_s"], 4), "step_mean_s": round(t["mean_s"], 4), "step_cpu_s": round(cpu, 4),
-            "compile_s": round(compile_s, 2), "target_step_s": 1.70, "original_step_s": 2.55, "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "compile_s": round(compile_s, 2), "target_step_s": 1.70, "original_step_s": 2.55, "peak_rss_mb": round(peak_rss_mb(), 1),
+            "loss_finite": bool(np.isfinite(float(holder["loss"]))), "compute_dtype": compute_dtype}
 
 
 def _matmul_gflops(n: int) -> float:
@@ -108,14 +113,14 @@ def _matmul_gflops(n: int) -> float:
     return 2.0 * n**3 / t["best_s"] / 1e9
 
 
-def inference(quick: bool) -> dict:
+def inference(quick: bool, compute_dtype: str = "float32") -> dict:
     """Per-frame latency (batch 1) and batched offline speed (64 frames per call), with the FLOP count.
 
     Each frame is a separate 8320-sample window through the frozen wav2vec2 front end, whose per-window
     GroupNorm makes the windows' conv work impossible to share exactly; so offline speed is bounded by
     FLOPs per frame over the machine's matmul rate, reported as `offline_realtime_factor_ceiling`.
     """
-    setup, d, n_emo = _setup(quick)
+    setup, d, n_emo = _setup(quick, compute_dtype)
     params = setup.model.init_params(jax.random.PRNGKey(0))
     fn = jax.jit(lambda a, e: setup.model.apply_eval(params, a, e, None))
     out = {}
@@ -135,6 +140,7 @@ def inference(quick: bool) -> dict:
         out["achieved_gflops_batch64"] = round(flops / out["batch64_s"] / 1e9, 1)
         out["matmul_peak_gflops"] = round(peak, 1)
         out["offline_realtime_factor_ceiling"] = round(peak * 1e9 / per_frame / 30.0, 2)
+    out["compute_dtype"] = compute_dtype
     return out
 
 

@@ -137,4 +137,7 @@ def extra_train_keys(encoder_snapshot: str) -> dict:
         "MAX_CHECKPOINTS_TO_KEEP": 3,
         # None: NUM_EPOCHS decides when training stops.
         "MAX_TRAIN_STEPS": None,
+        # "float32", or "bfloat16": mixed precision (encoder, convs, dense layers and GRU in bf16; params,
+        # optimizer state, diffusion schedule, losses and norm statistics float32). Inference runs float32.
+        "COMPUTE_DTYPE": "float32",
     }

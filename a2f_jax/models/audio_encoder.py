@@ -18,6 +18,12 @@ How the original uses it:
 
 Weights are imported by `a2f_jax.models.encoder_weights`; `load_pretrained` and `random_init`
 are re-exported here.
+
+`dtype` (every module; `models.precision`): the compute dtype of the convs, projections and attention
+matmuls. Parameters stay float32 and are cast where used; group/layer norm statistics and the softmax are
+computed in float32. The first conv's matmul form, its folded group norm and the Winograd k=3/s=2 convs are
+the CPU-tuned forms (`models.backend_ops`); other backends run `lax.conv_general_dilated` and a separate
+normalisation pass.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
+from a2f_jax.models.backend_ops import fast_cpu_ops
 from a2f_jax.models.fast_random import Dropout
+from a2f_jax.models.precision import cast
 
 _SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert")
 
@@ -207,13 +215,15 @@ def _lengths_after(lengths: jax.Array, kernel: int, stride: int) -> jax.Array:
 
 class _LayerNorm(nn.Module):
     eps: float = 1e-5
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        return _normalize(x, -1, self.eps) * scale + bias
+        # Statistics and affine in float32 (a bf16 mean of 768 values is off in the third digit).
+        return cast(_normalize(cast(x, jnp.float32), -1, self.eps) * scale + bias, self.dtype)
 
 
 def _torch_linear_uniform(fan_in: int) -> nn.initializers.Initializer:
@@ -260,13 +270,16 @@ class _ConvLayer(nn.Module):
     use_bias: bool
     norm: str | None  # "group" (per-channel over time), "layer" (over channels) or None
     eps: float
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, valid: jax.Array | None = None) -> jax.Array:  # [B, N, Cin] -> [B, T, Cout]
         """`valid` [B]: output frames per row that see only real samples; GroupNorm statistics use only those."""
         cin = x.shape[-1]
-        kernel = self.param("kernel", nn.initializers.he_normal(in_axis=(0, 1), out_axis=2), (self.kernel, cin, self.features))
-        if cin == 1 and self.kernel % self.stride == 0:
+        kernel32 = self.param("kernel", nn.initializers.he_normal(in_axis=(0, 1), out_axis=2), (self.kernel, cin, self.features))
+        x, kernel = cast(x, self.dtype), cast(kernel32, self.dtype)
+        fast = fast_cpu_ops()
+        if fast and cin == 1 and self.kernel % self.stride == 0:
             # First layer: a k=m*s, stride-s conv over one channel is a matmul over m stacked stride-s frames,
             # much faster than a 1-channel convolution.
             m = self.kernel // self.stride
@@ -276,25 +289,26 @@ class _ConvLayer(nn.Module):
             if self.norm == "group":
                 if self.use_bias:
                     self.param("bias", nn.initializers.zeros, (self.features,))  # removed by the mean subtraction
-                return _gelu(self._folded_group_norm(patches, kernel[:, 0, :], valid))
+                return _gelu(self._folded_group_norm(patches, kernel32[:, 0, :], valid))
             y = patches @ kernel[:, 0, :]
-        elif self.kernel == 3 and self.stride == 2 and _small_static(x.shape[:2], _WINOGRAD_MAX_ROWS):
+        elif fast and self.kernel == 3 and self.stride == 2 and _small_static(x.shape[:2], _WINOGRAD_MAX_ROWS):
             y = _conv_k3s2_winograd(x, kernel)
         else:
             y = jax.lax.conv_general_dilated(
                 x, kernel, window_strides=(self.stride,), padding="VALID", dimension_numbers=("NWC", "WIO", "NWC")
             )
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+            y = y + cast(self.param("bias", nn.initializers.zeros, (self.features,)), self.dtype)
         if self.norm is not None:
             scale = self.param("norm_scale", nn.initializers.ones, (self.features,))
             bias = self.param("norm_bias", nn.initializers.zeros, (self.features,))
+            y = cast(y, jnp.float32)  # normalisation statistics in float32
             if self.norm == "group":
                 centred = y - _time_mean(y, valid)
                 y = centred * jax.lax.rsqrt(_time_mean(centred * centred, valid) + self.eps)
             else:
                 y = _normalize(y, -1, self.eps)
-            y = y * scale + bias
+            y = cast(y * scale + bias, self.dtype)
         return _gelu(y)
 
     def _folded_group_norm(self, patches: jax.Array, w: jax.Array, valid: jax.Array | None) -> jax.Array:
@@ -303,8 +317,10 @@ class _ConvLayer(nn.Module):
         conv output y_c[t] = w_c . p[t], so its per-channel time mean is w_c . mean(p) and its (biased)
         variance is w_c^T Cov(p) w_c, with Cov(p) a tiny [B, K, K] matrix. Normalising then folds into
         per-example weights: (w_c * gamma_c / std_c) . (p[t] - mean(p)) + beta_c. Exact, about 2x faster.
+        The statistics and the folded weights are float32 (`w` is the float32 kernel); the big product runs in
+        the compute dtype.
         """
-        centred = patches - _time_mean(patches, valid)  # [B, T, K]
+        centred = cast(patches, jnp.float32) - _time_mean(cast(patches, jnp.float32), valid)  # [B, T, K]
         if valid is None:
             cov = jnp.einsum("btk,btl->bkl", centred, centred) * (1.0 / patches.shape[1])  # [B, K, K]
         else:
@@ -314,13 +330,14 @@ class _ConvLayer(nn.Module):
         scale = self.param("norm_scale", nn.initializers.ones, (self.features,))
         bias = self.param("norm_bias", nn.initializers.zeros, (self.features,))
         w_eff = w[None] * (scale * jax.lax.rsqrt(var + self.eps))[:, None, :]  # [B, K, C]
-        return jnp.einsum("btk,bkc->btc", centred, w_eff) + bias
+        return jnp.einsum("btk,bkc->btc", cast(centred, self.dtype), cast(w_eff, self.dtype)) + cast(bias, self.dtype)
 
 
 class FeatureEncoder(nn.Module):
     """Raw audio [B, N] -> conv features [B, T, conv_dim[-1]]."""
 
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, audio: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
@@ -333,20 +350,21 @@ class FeatureEncoder(nn.Module):
             else:
                 norm = "layer"
             # torch's GroupNorm/LayerNorm default eps: transformers does not pass layer_norm_eps to these norms.
-            x = _ConvLayer(dim, k, s, cfg.conv_bias, norm, 1e-5, name=f"conv_layers_{i}")(x, lengths)
+            x = _ConvLayer(dim, k, s, cfg.conv_bias, norm, 1e-5, self.dtype, name=f"conv_layers_{i}")(x, lengths)
         return x
 
 
 class FeatureProjection(nn.Module):
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:  # [B, T, C] -> [B, T, H]
         cfg = self.cfg
         if cfg.feat_proj_layer_norm:
-            x = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x)
+            x = _LayerNorm(cfg.layer_norm_eps, self.dtype, name="layer_norm")(x)
         init = _torch_linear_uniform(x.shape[-1])
-        x = nn.Dense(cfg.hidden_size, kernel_init=init, bias_init=init, name="projection")(x)
+        x = nn.Dense(cfg.hidden_size, kernel_init=init, bias_init=init, dtype=self.dtype, name="projection")(x)
         return Dropout(cfg.feat_proj_dropout)(x, deterministic=not train)
 
 
@@ -359,6 +377,7 @@ class PositionalConvEmbedding(nn.Module):
     """
 
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, H] -> [B, T, H]
@@ -378,14 +397,15 @@ class PositionalConvEmbedding(nn.Module):
         pad_left = centre - lo
         pad_right = (hi - lo) - pad_left
         y = jax.lax.conv_general_dilated(
-            x, w, window_strides=(1,), padding=[(pad_left, pad_right)],
+            cast(x, self.dtype), cast(w, self.dtype), window_strides=(1,), padding=[(pad_left, pad_right)],
             dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=groups,
-        )
-        return _gelu(y + bias)
+        )  # the weight norm above stays float32
+        return _gelu(y + cast(bias, self.dtype))
 
 
 class SelfAttention(nn.Module):
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, frame_mask: jax.Array | None = None) -> jax.Array:  # [B, T, H]
@@ -393,15 +413,15 @@ class SelfAttention(nn.Module):
         b, t, h = x.shape
         nh = cfg.num_attention_heads
         hd = h // nh
-        dense = lambda name: nn.Dense(h, kernel_init=nn.initializers.normal(cfg.initializer_range), name=name)
+        dense = lambda name: nn.Dense(h, kernel_init=nn.initializers.normal(cfg.initializer_range), dtype=self.dtype, name=name)
         q = dense("q_proj")(x) * (hd ** -0.5)
         k = dense("k_proj")(x)
         v = dense("v_proj")(x)
         q, k, v = (a.reshape(b, t, nh, hd) for a in (q, k, v))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+        logits = cast(jnp.einsum("bqhd,bkhd->bhqk", q, k), jnp.float32)  # softmax in float32
         if frame_mask is not None:  # padded keys get no attention
             logits = jnp.where(frame_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
-        probs = jax.nn.softmax(logits, axis=-1)
+        probs = cast(jax.nn.softmax(logits, axis=-1), self.dtype)
         probs = Dropout(cfg.attention_dropout)(probs, deterministic=not train)
         out = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(b, t, h)
         return dense("out_proj")(out)
@@ -409,14 +429,15 @@ class SelfAttention(nn.Module):
 
 class FeedForward(nn.Module):
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         cfg = self.cfg
         init = nn.initializers.normal(cfg.initializer_range)
-        y = _gelu(nn.Dense(cfg.intermediate_size, kernel_init=init, name="intermediate_dense")(x))
+        y = _gelu(nn.Dense(cfg.intermediate_size, kernel_init=init, dtype=self.dtype, name="intermediate_dense")(x))
         y = Dropout(cfg.activation_dropout)(y, deterministic=not train)
-        y = nn.Dense(cfg.hidden_size, kernel_init=init, name="output_dense")(y)
+        y = nn.Dense(cfg.hidden_size, kernel_init=init, dtype=self.dtype, name="output_dense")(y)
         return Dropout(cfg.hidden_dropout)(y, deterministic=not train)
 
 
@@ -424,15 +445,16 @@ class EncoderLayer(nn.Module):
     """Post-LN block: LN(x + drop(attn(x))), then LN(h + ffn(h))."""
 
     cfg: EncoderConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, frame_mask: jax.Array | None = None) -> jax.Array:
         cfg = self.cfg
-        a = SelfAttention(cfg, name="attention")(x, train, frame_mask)
+        a = SelfAttention(cfg, self.dtype, name="attention")(x, train, frame_mask)
         a = Dropout(cfg.hidden_dropout)(a, deterministic=not train)
-        h = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x + a)
-        h = h + FeedForward(cfg, name="feed_forward")(h, train)
-        return _LayerNorm(cfg.layer_norm_eps, name="final_layer_norm")(h)
+        h = _LayerNorm(cfg.layer_norm_eps, self.dtype, name="layer_norm")(x + a)
+        h = h + FeedForward(cfg, self.dtype, name="feed_forward")(h, train)
+        return _LayerNorm(cfg.layer_norm_eps, self.dtype, name="final_layer_norm")(h)
 
 
 class Encoder(nn.Module):
@@ -440,18 +462,19 @@ class Encoder(nn.Module):
 
     cfg: EncoderConfig
     num_layers: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, frame_mask: jax.Array | None = None) -> tuple[jax.Array, ...]:
         cfg = self.cfg
         if frame_mask is not None:  # padded frames must not leak into real ones through the positional conv
             x = jnp.where(frame_mask[:, :, None], x, 0.0)
-        x = x + PositionalConvEmbedding(cfg, name="pos_conv_embed")(x)
-        x = _LayerNorm(cfg.layer_norm_eps, name="layer_norm")(x)
+        x = x + PositionalConvEmbedding(cfg, self.dtype, name="pos_conv_embed")(x)
+        x = _LayerNorm(cfg.layer_norm_eps, self.dtype, name="layer_norm")(x)
         x = Dropout(cfg.hidden_dropout)(x, deterministic=not train)
         states = [x]
         for i in range(self.num_layers):
-            y = EncoderLayer(cfg, name=f"layers_{i}")(x, train, frame_mask)
+            y = EncoderLayer(cfg, self.dtype, name=f"layers_{i}")(x, train, frame_mask)
             if train and cfg.layerdrop > 0:
                 # One uniform draw per block for the whole batch, as HF; a traced select keeps it jit/ONNX friendly.
                 skip = jax.random.uniform(self.make_rng("dropout"), ()) < cfg.layerdrop
@@ -502,10 +525,12 @@ class AudioEncoder(nn.Module):
     cfg.num_frames(lengths[b]) frames equal those of the unpadded clip (the rest are padding). The original has
     no such path (batch 1 only).
     RNG streams in training: "dropout" (dropouts, LayerDrop), "mask" (SpecAugment, when enabled).
+    `dtype`: compute dtype (float32, or bfloat16 for mixed precision); the outputs are in it.
     """
 
     cfg: EncoderConfig
     num_layers: int | None = None
+    dtype: Any = jnp.float32
 
     def _layers(self) -> int:
         n = self.cfg.num_hidden_layers if self.num_layers is None else self.num_layers
@@ -525,11 +550,11 @@ class AudioEncoder(nn.Module):
             frames = jnp.asarray(lengths, jnp.int32)
             for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
                 frames = _lengths_after(frames, k, s)  # [B] real frames per row
-        feats = FeatureEncoder(cfg, name="feature_extractor")(
+        feats = FeatureEncoder(cfg, self.dtype, name="feature_extractor")(
             audio.astype(jnp.float32), None if lengths is None else jnp.asarray(lengths, jnp.int32)
         )
         frame_mask = None if frames is None else jnp.arange(feats.shape[1])[None, :] < frames[:, None]  # [B, T]
-        x = FeatureProjection(cfg, name="feature_projection")(feats, train)
+        x = FeatureProjection(cfg, self.dtype, name="feature_projection")(feats, train)
         if cfg.mask_time_prob > 0 or cfg.mask_feature_prob > 0:
             embed = self.param("masked_spec_embed", nn.initializers.uniform(1.0), (cfg.hidden_size,))
             if train and cfg.apply_spec_augment and cfg.mask_time_prob > 0:
@@ -538,7 +563,7 @@ class AudioEncoder(nn.Module):
                     cfg.mask_time_min_masks, frames,
                 )
                 x = jnp.where(mask[:, :, None], embed.astype(x.dtype), x)
-        states = Encoder(cfg, self._layers(), name="encoder")(x, train, frame_mask)
+        states = Encoder(cfg, self._layers(), self.dtype, name="encoder")(x, train, frame_mask)
         return EncoderOutput(last_hidden_state=states[-1], hidden_states=states, conv_features=feats)
 
 

@@ -5,6 +5,7 @@ XLA's CPU backend computes their bias gradient as a column reduction over [frame
 slower than the same sum written as a ones-vector matmul) and lays the output cotangent out transposed
 for the kernel gradient (a strided copy that cost more than the matmul itself at 600 frames). The
 backward here writes every product as a row-major matmul. Values and gradients are those of autodiff.
+`linear` picks this form on the CPU backend and plain `jnp.dot` under autodiff elsewhere (`backend_ops`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 
 import jax
 import jax.numpy as jnp
+
+from a2f_jax.models.backend_ops import fast_cpu_ops
 
 Array = jax.Array
 
@@ -58,4 +61,13 @@ def _nobias_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
 
 dense_nobias.defvjp(_nobias_fwd, _nobias_bwd)
 
-__all__ = ["dense", "dense_nobias"]
+
+def linear(x: Array, kernel: Array, bias: Array | None = None) -> Array:
+    """[..., I] @ [I, O] (+ [O]): `dense`/`dense_nobias` with the CPU-tuned forms, plain autodiff otherwise."""
+    if fast_cpu_ops():
+        return dense_nobias(x, kernel) if bias is None else dense(x, kernel, bias)
+    y = jnp.dot(x, kernel)
+    return y if bias is None else y + bias
+
+
+__all__ = ["dense", "dense_nobias", "linear"]

@@ -20,6 +20,10 @@ Parameter paths mirror the original's state dict (`proj_hubert`, `geometry_embed
 `final_layer_skin/2`, `proj_time/0`, `gru/weight_ih_l0`, `audio_model/...`), so a torch checkpoint maps by
 splitting keys on "." (Linear kernels are the transposed torch weights, Conv1d kernels [k, in, out]).
 The call is pure: constants are NumPy, no Python branching on traced values.
+
+`dtype` (`models.precision`): the compute dtype of HuBERT, the Linear layers and the GRU's matmuls. The
+parameters stay float32; the heads' outputs are cast to float32 before the mean geometry is added, so x̂0
+(and every loss on it) is float32.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.models.dense import dense, dense_nobias
+from a2f_jax.models.dense import linear
 from a2f_jax.models.gru import TorchGRU
+from a2f_jax.models.precision import cast
 
 Array = jax.Array
 
@@ -197,12 +202,13 @@ class Linear(nn.Module):
     """torch.nn.Linear over the last axis: kernel [in, out] (= torch weight.T), bias [out], torch default init.
 
     `zero_init` gives the zero weights and bias of the original's head output layers. The matmul is
-    `models.dense` (same values and gradients, a backward pass that is fast on XLA's CPU backend).
+    `models.dense.linear` (on the CPU backend a backward pass tuned for XLA:CPU; same values and gradients).
     """
 
     features: int
     use_bias: bool = True
     zero_init: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -210,10 +216,9 @@ class Linear(nn.Module):
         # fan_in 0 (no explicit emotion, no tongue): torch's bound is 0 there, so the bias starts at zero.
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         init = nn.initializers.zeros if self.zero_init else _uniform(bound)
-        kernel = self.param("kernel", init, (fan_in, self.features))
-        if self.use_bias:
-            return dense(x, kernel, self.param("bias", init, (self.features,)))
-        return dense_nobias(x, kernel)
+        kernel = cast(self.param("kernel", init, (fan_in, self.features)), self.dtype)
+        bias = cast(self.param("bias", init, (self.features,)), self.dtype) if self.use_bias else None
+        return linear(cast(x, self.dtype), kernel, bias)
 
 
 class FeatureConv1d(nn.Module):
@@ -224,14 +229,16 @@ class FeatureConv1d(nn.Module):
     """
 
     kernel_size: int = 9
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:  # [..., F] -> [..., F]
         k = self.kernel_size
         pad = k // 2
         bound = 1.0 / math.sqrt(k)
-        w = self.param("kernel", _uniform(bound), (k, 1, 1))
-        b = self.param("bias", _uniform(bound), (1,))
+        w = cast(self.param("kernel", _uniform(bound), (k, 1, 1)), self.dtype)
+        b = cast(self.param("bias", _uniform(bound), (1,)), self.dtype)
+        x = cast(x, self.dtype)
         f = x.shape[-1]
         xp = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)])
         out = b[0] + sum(w[j, 0, 0] * xp[..., j : j + f] for j in range(k))
@@ -247,10 +254,11 @@ class LinearConv(nn.Module):
     """torch Sequential(Linear(in, features), Conv1d(1, 1, 9, padding=4), ReLU): submodules "0" and "1"."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        return nn.relu(FeatureConv1d(name="1")(Linear(self.features, name="0")(x)))
+        return nn.relu(FeatureConv1d(dtype=self.dtype, name="1")(Linear(self.features, dtype=self.dtype, name="0")(x)))
 
 
 class TwoLayer(nn.Module):
@@ -263,10 +271,12 @@ class TwoLayer(nn.Module):
     out: int
     relu_out: bool = False
     zero_last: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        y = Linear(self.out, zero_init=self.zero_last, name="2")(nn.relu(Linear(self.hidden, name="0")(x)))
+        first = Linear(self.hidden, dtype=self.dtype, name="0")
+        y = Linear(self.out, zero_init=self.zero_last, dtype=self.dtype, name="2")(nn.relu(first(x)))
         return nn.relu(y) if self.relu_out else y
 
 
@@ -274,16 +284,18 @@ class TimeProjection(nn.Module):
     """torch Sequential(Linear(steps, F), Mish) on the one-hot timestep: submodule "0"."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, t_onehot: Array) -> Array:
-        return mish(Linear(self.features, name="0")(t_onehot))
+        return mish(Linear(self.features, dtype=self.dtype, name="0")(t_onehot))
 
 
 class EmbedGeometry(nn.Module):
     """Per-frame embedding of x_t [B, T, C] → [B, T, F + tongue + jaw + eye latent] (spec §2.4)."""
 
     cfg: DiffusionNetConfig
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -291,13 +303,14 @@ class EmbedGeometry(nn.Module):
         s, tg, j = c.skin_dim, c.tongue_dim, c.jaw_dim
         skin, tongue = x[..., :s], x[..., s : s + tg]
         jaw, eye = x[..., s + tg : s + tg + j], x[..., s + tg + j :]
-        skin = LinearConv(2 * c.feature_dim, name="skin_embedding")(skin)
-        tongue = LinearConv(2 * c.tongue_latent_dim, name="tongue_embedding")(tongue)
-        jaw = TwoLayer(2 * c.jaw_latent_dim, 2 * c.jaw_latent_dim, relu_out=True, name="jaw_embedding")(jaw)
-        eye = TwoLayer(2 * c.eye_latent_dim, 2 * c.eye_latent_dim, relu_out=True, name="eye_embedding")(eye)
+        dt = self.dtype
+        skin = LinearConv(2 * c.feature_dim, dt, name="skin_embedding")(skin)
+        tongue = LinearConv(2 * c.tongue_latent_dim, dt, name="tongue_embedding")(tongue)
+        jaw = TwoLayer(2 * c.jaw_latent_dim, 2 * c.jaw_latent_dim, relu_out=True, dtype=dt, name="jaw_embedding")(jaw)
+        eye = TwoLayer(2 * c.eye_latent_dim, 2 * c.eye_latent_dim, relu_out=True, dtype=dt, name="eye_embedding")(eye)
         total = c.feature_dim + c.tongue_latent_dim + c.jaw_latent_dim + c.eye_latent_dim
         h = jnp.concatenate([skin, tongue, jaw, eye], axis=-1)
-        return TwoLayer(2 * total, total, name="final")(h)
+        return TwoLayer(2 * total, total, dtype=dt, name="final")(h)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,10 +392,12 @@ class DiffusionRNN(nn.Module):
       centre block [left, left + block) of the window, emotion may be per-frame [B, block, E], and the
       frames outside the block are zero, as in the original.
     The audio tokens do not depend on x_t or t, so samplers compute them once per window.
+    `dtype`: compute dtype (float32; bfloat16 for mixed-precision training); x̂0 is float32 either way.
     """
 
     cfg: DiffusionNetConfig
     constants: ActorConstants
+    dtype: Any = jnp.float32
 
     def setup(self) -> None:
         c = self.cfg
@@ -395,18 +410,19 @@ class DiffusionRNN(nn.Module):
                 f"mean_geometry: expected [{c.num_actors}, {c.output_dim}] (actors, channels), "
                 f"found {list(self.constants.mean_geometry.shape)}"
             )
-        self.audio_model = AudioEncoder(c.encoder, c.encoder_layers)
-        self.proj_hubert = Linear(c.feature_dim)
-        self.geometry_embedding = EmbedGeometry(c)
-        self.proj_time = TimeProjection(c.feature_dim)
-        self.gru = TorchGRU(c.gru_feature_dim, c.num_gru_layers, c.gru_dropout, unroll=c.gru_unroll)
+        dt = self.dtype
+        self.audio_model = AudioEncoder(c.encoder, c.encoder_layers, dt)
+        self.proj_hubert = Linear(c.feature_dim, dtype=dt)
+        self.geometry_embedding = EmbedGeometry(c, dt)
+        self.proj_time = TimeProjection(c.feature_dim, dt)
+        self.gru = TorchGRU(c.gru_feature_dim, c.num_gru_layers, c.gru_dropout, unroll=c.gru_unroll, dtype=dt)
         h = c.gru_feature_dim
-        self.final_layer_skin = TwoLayer(int(h * 2), c.skin_dim, zero_last=True)
-        self.final_layer_tongue = TwoLayer(int(h * 2), c.tongue_dim, zero_last=True)
-        self.final_layer_jaw = TwoLayer(int(h * 0.5), c.jaw_dim, zero_last=True)
-        self.final_layer_eye = TwoLayer(int(h * 0.5), c.eye_dim, zero_last=True)
-        self.embed_actor = Linear(c.actor_embedding_dim, use_bias=False)
-        self.embed_emo_vector = Linear(c.emo_embedding_dim, use_bias=False)
+        self.final_layer_skin = TwoLayer(int(h * 2), c.skin_dim, zero_last=True, dtype=dt)
+        self.final_layer_tongue = TwoLayer(int(h * 2), c.tongue_dim, zero_last=True, dtype=dt)
+        self.final_layer_jaw = TwoLayer(int(h * 0.5), c.jaw_dim, zero_last=True, dtype=dt)
+        self.final_layer_eye = TwoLayer(int(h * 0.5), c.eye_dim, zero_last=True, dtype=dt)
+        self.embed_actor = Linear(c.actor_embedding_dim, use_bias=False, dtype=dt)
+        self.embed_emo_vector = Linear(c.emo_embedding_dim, use_bias=False, dtype=dt)
 
     # -- audio path --------------------------------------------------------------------------------------
 
@@ -445,7 +461,7 @@ class DiffusionRNN(nn.Module):
         if ch != c.output_dim:
             raise ValueError(f"diffusion_rnn: x_t expected [B, T, {c.output_dim}], found {tuple(x_t.shape)}")
         geom = self.geometry_embedding(x_t)  # [B, T, 285]
-        t_onehot = jax.nn.one_hot(t, c.diffusion_steps, dtype=x_t.dtype)  # [B, 1000]
+        t_onehot = jax.nn.one_hot(t, c.diffusion_steps, dtype=self.dtype)  # [B, 1000]
         t_tok = self.proj_time(t_onehot)  # [B, F]
         actor_tok = self.embed_actor(actor_vec)  # [B, 32]
         emo_tok = self.embed_emo_vector(emotion_vec)  # [B, 32] or per-frame [B, T', 32]
@@ -478,8 +494,9 @@ class DiffusionRNN(nn.Module):
         )  # [B, T, 861]
         out, h = self.gru(tokens, h0, mask, train=train)
         heads = [f(out) for f in (self.final_layer_skin, self.final_layer_tongue, self.final_layer_jaw, self.final_layer_eye)]
-        mean_geometry = actor_vec @ jnp.asarray(self.constants.mean_geometry)  # [B, C]
-        pred = jnp.concatenate(heads, axis=-1) + mean_geometry[:, None]
+        mean_geometry = actor_vec @ jnp.asarray(self.constants.mean_geometry)  # [B, C], float32
+        # float32 before the absolute mean geometry is added (bf16 would round vertex positions to ~3 digits)
+        pred = cast(jnp.concatenate(heads, axis=-1), jnp.float32) + mean_geometry[:, None]
         if crop:
             left, block, right = c.streaming
             pred = jnp.pad(pred, ((0, 0), (left, right), (0, 0)))

@@ -9,6 +9,9 @@ identical to `jax.random.normal(key, shape)` (tests check this), only produced f
 
 Threefry keys, raw (`jax.random.PRNGKey`) or typed (`jax.random.key`, Flax's `make_rng`); keys of
 another implementation fall back to `jax.random`.
+
+`normal`/`uniform` are always the straight-line forms; the call sites use `noise_normal` and `Dropout`, which
+take them on the CPU backend and `jax.random` elsewhere (`backend_ops`): the numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from a2f_jax.models.backend_ops import fast_cpu_ops
 
 Array = jax.Array
 
@@ -82,8 +87,14 @@ def normal(key: Array, shape: tuple[int, ...]) -> Array:
     return np.float32(np.sqrt(2)) * lax.erf_inv(uniform(key, shape, float(lo), 1.0))
 
 
+def noise_normal(key: Array, shape: tuple[int, ...]) -> Array:
+    """float32 `jax.random.normal(key, shape)`: the straight-line form with the CPU-tuned ops, JAX's otherwise."""
+    return normal(key, shape) if fast_cpu_ops() else jax.random.normal(key, shape, jnp.float32)
+
+
 class Dropout(nn.Module):
-    """`flax.linen.Dropout` (no broadcast dims) with its mask drawn by `uniform` above.
+    """`flax.linen.Dropout` (no broadcast dims) with its mask drawn by `uniform` above (CPU-tuned ops) or by
+    `jax.random.uniform` (plain ops), which are the same numbers.
 
     Same class name, hence the same auto-names and `make_rng` streams as the Flax module it replaces:
     masks and outputs are bit-identical, and faster on CPU.
@@ -98,8 +109,10 @@ class Dropout(nn.Module):
         if self.rate == 1.0:
             return jnp.zeros_like(x)
         keep = 1.0 - self.rate
-        mask = uniform(self.make_rng("dropout"), x.shape) < np.float32(keep)
+        key = self.make_rng("dropout")
+        u = uniform(key, x.shape) if fast_cpu_ops() else jax.random.uniform(key, x.shape, jnp.float32)
+        mask = u < np.float32(keep)
         return lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
-__all__ = ["Dropout", "normal", "random_bits", "threefry2x32", "uniform"]
+__all__ = ["Dropout", "noise_normal", "normal", "random_bits", "threefry2x32", "uniform"]

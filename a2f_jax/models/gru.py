@@ -10,17 +10,23 @@ Parameters keep PyTorch's names and shapes (`weight_ih_l{k}` [3H, I], `weight_hh
 Hidden states use PyTorch's [layers, B, H] layout. An optional frame mask [B, T] (1 = real frame)
 keeps the state unchanged on padded frames, so right-padded items reach the same final state as
 the unpadded items alone.
+
+`dtype` (`models.precision`): the compute dtype of the two matmuls (input and recurrent projections). The
+recurrent state, the gate arithmetic and the final states stay float32, so rounding does not compound over
+hundreds of frames; the per-frame outputs are returned in `dtype`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from a2f_jax.models.fast_random import Dropout
+from a2f_jax.models.precision import cast
 
 
 def torch_uniform(bound: float) -> nn.initializers.Initializer:
@@ -41,23 +47,29 @@ def gru_layer(
     bias_hh: jax.Array,
     mask: jax.Array | None = None,
     unroll: int | bool = 1,
+    dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One GRU layer over time. x [B, T, I], h0 [B, H] → (outputs [B, T, H], final state [B, H]).
 
     With `mask` [B, T], a padded frame copies the previous state (and its output is that state).
+    `dtype`: compute dtype of the matmuls (None: x's); state and gates keep h0's dtype, outputs are in `dtype`.
     """
     hidden = h0.shape[-1]
+    dt = x.dtype if dtype is None else jnp.dtype(dtype)
+    sdt = h0.dtype  # the state's dtype (float32 in mixed precision)
     # The input projection has no recurrence: one matmul over all frames.
-    gi = jnp.einsum("bti,gi->btg", x, weight_ih) + bias_ih  # [B, T, 3H]
+    gi = jnp.einsum("bti,gi->btg", cast(x, dt), cast(weight_ih, dt)) + cast(bias_ih, dt)  # [B, T, 3H]
     gi_t = jnp.swapaxes(gi, 0, 1)  # [T, B, 3H]
     if mask is None:
-        m_t = jnp.ones(gi_t.shape[:2] + (1,), x.dtype)
+        m_t = jnp.ones(gi_t.shape[:2] + (1,), sdt)
     else:
-        m_t = jnp.swapaxes(mask.astype(x.dtype), 0, 1)[..., None]  # [T, B, 1]
+        m_t = jnp.swapaxes(mask.astype(sdt), 0, 1)[..., None]  # [T, B, 1]
+    w_hh, b_hh = cast(weight_hh, dt), cast(bias_hh, dt)
 
     def step(h: jax.Array, inputs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         gi_step, m = inputs
-        gh = h @ weight_hh.T + bias_hh  # [B, 3H]
+        gh = cast(cast(h, dt) @ w_hh.T + b_hh, sdt)  # [B, 3H]
+        gi_step = cast(gi_step, sdt)
         i_r, i_z, i_n = gi_step[:, :hidden], gi_step[:, hidden : 2 * hidden], gi_step[:, 2 * hidden :]
         h_r, h_z, h_n = gh[:, :hidden], gh[:, hidden : 2 * hidden], gh[:, 2 * hidden :]
         r = jax.nn.sigmoid(i_r + h_r)
@@ -69,7 +81,7 @@ def gru_layer(
         return h_new, h_new
 
     h_final, outs = jax.lax.scan(step, h0, (gi_t, m_t), unroll=unroll)
-    return jnp.swapaxes(outs, 0, 1), h_final
+    return cast(jnp.swapaxes(outs, 0, 1), dt), h_final
 
 
 class TorchGRU(nn.Module):
@@ -84,6 +96,7 @@ class TorchGRU(nn.Module):
     num_layers: int = 1
     dropout: float = 0.0
     unroll: int | bool = 1
+    dtype: Any = jnp.float32  # matmul dtype; the state and the final states are float32
 
     @nn.compact
     def __call__(
@@ -97,7 +110,8 @@ class TorchGRU(nn.Module):
         batch = x.shape[0]
         hsz = self.hidden_size
         if h0 is None:
-            h0 = jnp.zeros((self.num_layers, batch, hsz), x.dtype)
+            h0 = jnp.zeros((self.num_layers, batch, hsz), jnp.float32)
+        h0 = cast(h0, jnp.float32)
         init = torch_uniform(1.0 / math.sqrt(hsz))
         finals = []
         layer_in = x
@@ -107,7 +121,7 @@ class TorchGRU(nn.Module):
             w_hh = self.param(f"weight_hh_l{k}", init, (3 * hsz, hsz))
             b_ih = self.param(f"bias_ih_l{k}", init, (3 * hsz,))
             b_hh = self.param(f"bias_hh_l{k}", init, (3 * hsz,))
-            out, h_last = gru_layer(layer_in, h0[k], w_ih, w_hh, b_ih, b_hh, mask, self.unroll)
+            out, h_last = gru_layer(layer_in, h0[k], w_ih, w_hh, b_ih, b_hh, mask, self.unroll, self.dtype)
             finals.append(h_last)
             if k < self.num_layers - 1 and self.dropout > 0.0:
                 out = Dropout(self.dropout)(out, deterministic=not train)

@@ -2,18 +2,20 @@
 
 Layout convention: channels last. A PyTorch activation [B, S, C, H, W] of the original is held here as
 [B, S, H, W, C] (or with B and S merged); GDropout draws one multiplier per (batch item, channel).
+`dtype` of Linear/Conv1d: the compute dtype (inputs and float32 parameters are cast to it; `models.precision`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
+from a2f_jax.models.precision import cast
 
 Array = jax.Array
 
@@ -41,6 +43,7 @@ class Linear(nn.Module):
 
     features: int
     use_bias: bool = True
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -51,10 +54,10 @@ class Linear(nn.Module):
             # is the bias alone. Written without the empty matmul, the exported graph holds no zero-size
             # tensors (TensorRT handles few empty-tensor ops); the values are those of the matmul.
             bias = self.param("bias", torch_uniform(fan_in), (self.features,)) if self.use_bias else jnp.zeros((self.features,), x.dtype)
-            return jnp.broadcast_to(bias, x.shape[:-1] + (self.features,))
-        y = jnp.dot(x, kernel)
+            return jnp.broadcast_to(cast(bias, self.dtype), x.shape[:-1] + (self.features,))
+        y = jnp.dot(cast(x, self.dtype), cast(kernel, self.dtype))
         if self.use_bias:
-            y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
+            y = y + cast(self.param("bias", torch_uniform(fan_in), (self.features,)), self.dtype)
         return y
 
 
@@ -97,14 +100,16 @@ class Conv1d(nn.Module):
     stride: int = 1
     padding: tuple[int, int] = (0, 0)
     impl: str = "matmul"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """x [N, L, Cin] -> [N, Lout, Cout]."""
         cin = x.shape[-1]
         fan_in = cin * self.kernel_size
-        kernel = self.param("kernel", torch_uniform(fan_in), (self.kernel_size, cin, self.features))
-        bias = self.param("bias", torch_uniform(fan_in), (self.features,))
+        kernel = cast(self.param("kernel", torch_uniform(fan_in), (self.kernel_size, cin, self.features)), self.dtype)
+        bias = cast(self.param("bias", torch_uniform(fan_in), (self.features,)), self.dtype)
+        x = cast(x, self.dtype)
         if self.impl == "matmul":
             y = conv1d_matmul(x, kernel, self.stride, tuple(self.padding))
         elif self.impl == "xla":
@@ -135,15 +140,17 @@ class GDropout(nn.Module):
         axes = tuple(a % x.ndim for a in self.axes)
         rnd_shape = tuple(x.shape[a] for a in axes)
         key = self.make_rng("dropout")
+        # Multipliers drawn and normalised in float32 whatever x's dtype: a bf16 run draws the same numbers.
         if self.mode == "mul":
-            rnd = (1.0 + self.strength) ** jax.random.normal(key, rnd_shape, x.dtype)
+            rnd = (1.0 + self.strength) ** jax.random.normal(key, rnd_shape, jnp.float32)
         elif self.mode == "drop":
             p = 1.0 - self.strength
-            rnd = jax.random.bernoulli(key, p, rnd_shape).astype(x.dtype) / p
+            rnd = jax.random.bernoulli(key, p, rnd_shape).astype(jnp.float32) / p
         else:
             raise ConfigError(f"GDropout.mode: expected 'mul' or 'drop', found {self.mode!r}")
         if self.normalize:
             rnd = rnd / (1e-6 + jnp.sqrt(jnp.mean(rnd * rnd, axis=1, keepdims=True)))
+        rnd = cast(rnd, x.dtype)
         # Put the drawn axes back in x's axis order, size 1 elsewhere.
         order = sorted(range(len(axes)), key=lambda i: axes[i])
         rnd = jnp.transpose(rnd, order)

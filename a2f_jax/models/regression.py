@@ -11,6 +11,9 @@ time1..5, linear_skin_jaw_eyes1/2, linear_tongue1/2, linear_explicit_emo, phonem
 
 RNG: GDropout and the frozen encoder's dropouts use the "dropout" stream and run only when `train=True`
 (the original leaves its frozen wav2vec in train mode, so its dropouts are active while training).
+
+`dtype` (`models.precision`): the compute dtype of the encoder, the convs and the Linear layers; the
+autocorrelation features are computed in float32, and the outputs (coefficients, phoneme logits) are float32.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models.layers import Conv1d, GDropout, Linear, concat_emotion, norm_relu
+from a2f_jax.models.precision import cast
 
 Array = jax.Array
 
@@ -142,6 +146,7 @@ class ConvW2VAutocorr(nn.Module):
     mode). `infer` is the export path: (audio [B, S, 8320], emotion [B, S, 16 + E]) -> [B, S, D], no norm factor."""
 
     cfg: RegressionNetConfig
+    dtype: Any = jnp.float32  # compute dtype; parameters and outputs are float32
 
     def _check_inputs(self, audio: Array, emotion: Array) -> None:
         c = self.cfg
@@ -154,7 +159,10 @@ class ConvW2VAutocorr(nn.Module):
             )
 
     def _conv(self, name: str, features: int, k: int, stride: int, pad: int) -> Conv1d:
-        return Conv1d(features, k, stride, (pad, pad), impl=self.cfg.conv_impl, name=name)
+        return Conv1d(features, k, stride, (pad, pad), impl=self.cfg.conv_impl, dtype=self.dtype, name=name)
+
+    def _linear(self, features: int, name: str) -> Linear:
+        return Linear(features, dtype=self.dtype, name=name)
 
     def _w2v_features(self, audio: Array, train: bool) -> Array:
         """audio [B*S, N] -> [B*S, 25, 256] (time-major, channels last)."""
@@ -163,15 +171,15 @@ class ConvW2VAutocorr(nn.Module):
         c = self.cfg
         # torchaudio's extract_features path (the original's): dropouts active in training, but never
         # LayerDrop and no SpecAugment, whatever the snapshot's config says.
-        enc = AudioEncoder(c.encoder.extract_features_mode(), c.w2v_num_layers, name="w2v")
+        enc = AudioEncoder(c.encoder.extract_features_mode(), c.w2v_num_layers, self.dtype, name="w2v")
         hidden = enc(audio * W2V_X_SCALE, train=train).hidden_states
         # hidden_states[0] is the transformer input; [1:] are the outputs of the kept blocks.
         feats = jnp.stack(hidden[1 : c.w2v_num_layers + 1], axis=-1)  # [N, T, 768, L]
         if c.w2v_freeze:
             feats = jax.lax.stop_gradient(feats)  # frozen: no gradient into (or through) the encoder
         coeffs = self.param("w2v_feature_coeffs", nn.initializers.ones, (c.w2v_num_layers,))
-        feats = jnp.sum(feats * coeffs, axis=-1) / jnp.sum(coeffs)
-        return nn.relu(Linear(BRANCH_CHANNELS, name="w2v_linear_mapping")(feats))
+        feats = jnp.sum(feats * cast(coeffs, feats.dtype), axis=-1) / cast(jnp.sum(coeffs), feats.dtype)
+        return nn.relu(self._linear(BRANCH_CHANNELS, "w2v_linear_mapping")(feats))
 
     def _autocorr_features(self, audio: Array, norm_factor: Array | None, train: bool) -> Array:
         """audio [B, S, N], norm factor [B] -> [B*S, 25, 256]."""
@@ -189,8 +197,8 @@ class ConvW2VAutocorr(nn.Module):
             preemph=p.preemph,
             remove_dc=p.remove_dc,
             win_func=p.win_func,
-        )  # [B, S, H=25, W=32]
-        ac = ac.reshape((-1,) + ac.shape[2:])
+        )  # [B, S, H=25, W=32], float32 (sums of 640 products)
+        ac = cast(ac.reshape((-1,) + ac.shape[2:]), self.dtype)
         n, h = ac.shape[0], ac.shape[1]
         drop = GDropout()
 
@@ -224,8 +232,9 @@ class ConvW2VAutocorr(nn.Module):
         def gdrop(y: Array) -> Array:  # y [B*S, ..., C]
             return drop(y.reshape(b, -1, y.shape[-1]), train).reshape(y.shape)
 
+        emotion = cast(emotion, self.dtype)
         implicit = emotion[..., : c.implicit_emotion_len]
-        explicit_emb = Linear(c.explicit_emo_emb_len, name="linear_explicit_emo")(emotion[..., c.implicit_emotion_len :])
+        explicit_emb = self._linear(c.explicit_emo_emb_len, "linear_explicit_emo")(emotion[..., c.implicit_emotion_len :])
         joint_emo = jnp.concatenate([implicit, explicit_emb], axis=-1)  # [B, S, 24]
 
         def add_emo(y: Array) -> Array:  # y [B*S, ..., C] -> [B*S, ..., C + 24]
@@ -245,21 +254,21 @@ class ConvW2VAutocorr(nn.Module):
             ph = gdrop(norm_relu(self._conv("phoneme_conv2", BRANCH_CHANNELS, 3, 1, 1)(ph)))
             ph = ph.reshape(b, s, ph.shape[1], BRANCH_CHANNELS)
             aux["phonemes"] = [
-                Linear(n, name=f"phoneme_regressors_{i}")(ph) for i, (_, n) in enumerate(c.num_phonemes)
+                cast(self._linear(n, f"phoneme_regressors_{i}")(ph), jnp.float32) for i, (_, n) in enumerate(c.num_phonemes)
             ]
 
         for i in range(1, 5):
             x = add_emo(gdrop(norm_relu(self._conv(f"time{i}", BRANCH_CHANNELS, 3, 2, 1)(x))))
         # Flatten in the original's channel-major order (index = c * H + h) so ported weights line up.
         x = jnp.transpose(x, (0, 2, 1)).reshape(b * s, -1)
-        x = add_emo(norm_relu(Linear(BRANCH_CHANNELS, name="time5")(x)))  # [B*S, 280]
+        x = add_emo(norm_relu(self._linear(BRANCH_CHANNELS, "time5")(x)))  # [B*S, 280]
 
         a = c.num_shapes_skin + c.result_jaw_size + c.result_eyes_size
-        out_a = Linear(a, name="linear_skin_jaw_eyes2")(Linear(a, name="linear_skin_jaw_eyes1")(x))
-        out_t = Linear(c.num_shapes_tongue, name="linear_tongue2")(Linear(c.num_shapes_tongue, name="linear_tongue1")(x))
+        out_a = self._linear(a, "linear_skin_jaw_eyes2")(self._linear(a, "linear_skin_jaw_eyes1")(x))
+        out_t = self._linear(c.num_shapes_tongue, "linear_tongue2")(self._linear(c.num_shapes_tongue, "linear_tongue1")(x))
         ks = c.num_shapes_skin
         out = jnp.concatenate([out_a[:, :ks], out_t, out_a[:, ks:]], axis=-1)
-        return out.reshape(b, s, c.output_size), aux
+        return cast(out.reshape(b, s, c.output_size), jnp.float32), aux  # the losses see float32
 
     def infer(self, audio: Array, emotion: Array) -> Array:
         """Export/inference path (the original's "onnx" mode): eval, no norm factor, no phoneme head."""

@@ -81,19 +81,27 @@ def network_params(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotion
     }
 
 
-def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320) -> RegressionModel:
+def build(params: Mapping[str, Any], encoder_cfg: Any, window: int = 8320, compute_dtype: str = "float32") -> RegressionModel:
+    """`compute_dtype`: "float32" or "bfloat16" (mixed precision, `models.precision`); parameters stay float32."""
+    from a2f_jax.models.precision import compute_dtype as resolve_dtype
     from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig
 
-    return RegressionModel(ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder_cfg)), window)
+    net = ConvW2VAutocorr(RegressionNetConfig.from_network_params(params, encoder_cfg), resolve_dtype(compute_dtype))
+    return RegressionModel(net, window)
 
 
 def from_configs(tcfg: Any, channel_sizes: Mapping[str, int], explicit_emotions: list[str],
                  num_phonemes: Mapping[str, int] | None = None) -> tuple[RegressionModel, dict, Any]:
-    """(model, JSON model definition, pretrained encoder params or None)."""
+    """(model, JSON model definition, pretrained encoder params or None). The model computes in the train
+    config's COMPUTE_DTYPE; the model definition does not record it (inference runs float32)."""
+    from a2f_jax.models.precision import compute_dtype as resolve_dtype
+
+    dtype = tcfg.get("COMPUTE_DTYPE", "float32")
+    resolve_dtype(dtype)  # a bad value fails before the encoder snapshot is read
     enc_cfg, enc_params = encoder_config(tcfg, "regression", int(tcfg.NETWORK_HYPER_PARAMS.get("w2v_num_layers", 1)))
     params = network_params(tcfg, channel_sizes, explicit_emotions, num_phonemes)
     window = int(tcfg.AUDIO_PARAMS["buffer_len"])
-    model = build(params, enc_cfg, window)
+    model = build(params, enc_cfg, window, dtype)
     model_def = {"network": "conv_w2v_autocorr", "params": params, "encoder": encoder_to_dict(enc_cfg), "window": window}
     return model, model_def, enc_params
 

@@ -19,11 +19,13 @@ import optax
 
 from a2f_jax.errors import ConfigError, describe
 from a2f_jax.io_utils import atomic_write_json
+from a2f_jax.models import backend_ops
 from a2f_jax.models import diffusion_rnn as dnet
 from a2f_jax.models import fast_random
 from a2f_jax.models import gaussian_diffusion as gd
+from a2f_jax.models import precision
 from a2f_jax.train import losses_diffusion as dl
-from a2f_jax.train import lifecycle, optim, sharding
+from a2f_jax.train import lifecycle, optim, prefetch, sharding
 from a2f_jax.train.encoder_setup import encoder_config, encoder_from_dict, encoder_to_dict, replace_encoder_params
 from a2f_jax.train.dataset import TrainingData, build_clips, load_training_data
 from a2f_jax.train.loop import LoopSettings
@@ -75,7 +77,8 @@ def build_setup(configs: Any) -> DiffusionSetup:
         tcfg, skin_dim=sizes["skin_pose"], tongue_dim=sizes["tongue_pose"], jaw_dim=sizes["jaw"], eye_dim=sizes["eye"],
         num_actors=len(data.actors), num_emotions=len(data.explicit_emotions), encoder=enc_cfg)
     consts_actor = _constants(data)
-    net = dnet.DiffusionRNN(net_cfg, consts_actor)
+    # COMPUTE_DTYPE: bf16 mixed precision (params and optimizer state stay float32); not in model_def (inference: f32)
+    net = dnet.DiffusionRNN(net_cfg, consts_actor, precision.compute_dtype(tcfg.get("COMPUTE_DTYPE", "float32")))
     a0 = data.actors[0]
     if len(data.actors) > 1:
         log.warning("several actors: the lip list and upper-face mask of %s are used for all (as the original)", a0)
@@ -152,7 +155,7 @@ def make_train_step(setup: DiffusionSetup, opt: optax.GradientTransformation, se
         k_t, k_noise, k_drop, k_mask = jax.random.split(rng, 4)
         y = batch["y"]
         k = dl.sample_timesteps(k_t, y.shape[0], diffusion.num_timesteps)
-        noise = fast_random.normal(k_noise, y.shape).astype(y.dtype)  # = jax.random.normal, bit for bit
+        noise = fast_random.noise_normal(k_noise, y.shape).astype(y.dtype)  # = jax.random.normal, bit for bit
         mask = batch["mask"] if padded else None
         audio_len = batch["audio_len"] if padded else None
 
@@ -257,6 +260,7 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         return resume_dir
     run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume_dir, lambda d: write_run_metadata(setup, d), total)
     with lifecycle.recording_failure(run_dir):
+        log.info("%s; compute dtype %s", backend_ops.describe_decision(), tcfg.get("COMPUTE_DTYPE", "float32"))
         params = init_params(setup, jax.random.PRNGKey(seed_model))
         opt, schedule, updates_per_epoch = make_optimizer(setup, params, steps_per_epoch)
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}
@@ -268,18 +272,19 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         jitted = jax.jit(make_train_step(setup, opt, seed_model), donate_argnums=(0,))
         accum = int(tcfg.get("GRADIENT_ACCUMULATION_STEPS", 1))
 
-        def make_batch(step: int):
-            return sharding.shard_batch(sampler.batch(step), mesh)
-
         def extra(step: int) -> dict:
-            return {"learning_rate": float(schedule(step // max(accum, 1)))}
+            # With every log line: mean host ms per batch and ms the loop waited for it (the input pipeline).
+            return {"learning_rate": float(schedule(step // max(accum, 1))), **feed.take_stats()}
 
         validate = (lambda st, _s: validation_metrics(setup, jax.device_get(st["params"]))) if setup.val_clips else None
         settings = LoopSettings(total, steps_per_epoch, int(tcfg.get("LOG_PERIOD", 10)), int(tcfg.get("CHECKPOINT_PERIOD", 1000)),
                                 int(tcfg.get("VALIDATION_PERIOD", 0)) if validate else 0, show_progress)
-        lifecycle.run_and_close(session, ckpt, state, lambda s, b: jitted(s, consts, b), make_batch, settings,
-                                export=lambda st: save_params(run_dir / PARAMS_FILE, jax.device_get(st["params"])),
-                                validate=validate, extra_scalars=extra)
+        # This process's rows of each step's batch, built two steps ahead and placed on the devices sharded; the
+        # worker stops at the end, on errors and on interruption.
+        with prefetch.sharded_feed(sampler.batch, mesh, batch_size, start, total) as feed:
+            lifecycle.run_and_close(session, ckpt, state, lambda s, b: jitted(s, consts, b), feed, settings,
+                                    export=lambda st: save_params(run_dir / PARAMS_FILE, jax.device_get(st["params"])),
+                                    validate=validate, extra_scalars=extra)
     return run_dir
 
 

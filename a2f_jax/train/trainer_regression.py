@@ -18,6 +18,7 @@ import optax
 
 from a2f_jax.errors import ConfigError, describe
 from a2f_jax.io_utils import atomic_write_json
+from a2f_jax.models import backend_ops
 from a2f_jax.models import emotion_db as emo_db_lib
 from a2f_jax.train import lifecycle, losses, optim, regression_model, sharding
 from a2f_jax.train.dataset import TrainingData, build_clips, emotion_vector, load_training_data
@@ -245,6 +246,7 @@ def train(configs: Any, resume: str | None = None, max_steps: int | None = None,
         return resume_dir
     run_dir = lifecycle.open_run(configs, setup.data.artifacts, resume_dir, lambda d: write_run_metadata(setup, d), total)
     with lifecycle.recording_failure(run_dir):
+        log.info("%s; compute dtype %s", backend_ops.describe_decision(), tcfg.get("COMPUTE_DTYPE", "float32"))
         state, opt = init_state(setup, steps_per_epoch, seed_model)
         ckpt, state, start = lifecycle.restore(run_dir, tcfg, state, resume_dir is not None)
         session = lifecycle.begin_session(run_dir, configs, max_steps, start, total, resume_dir is not None)
