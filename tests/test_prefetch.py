@@ -75,7 +75,8 @@ def test_two_deep_and_statistics():
         assert built == [10, 11, 12]
         stats = pf.take_stats()
         assert set(stats) == {"input/host_batch_ms", "input/wait_ms"} and min(stats.values()) >= 0
-        assert pf.take_stats() == {"input/host_batch_ms": 0.0, "input/wait_ms": 0.0}  # a window per log line
+        # A window per log line: with no step and no batch since, no wait and the host mean of all batches.
+        assert pf.take_stats() == {"input/host_batch_ms": pytest.approx(1e3 * pf.totals["build_s"] / 3), "input/wait_ms": 0.0}
 
 
 @pytest.mark.parametrize("where", ["build", "place"])
@@ -198,17 +199,49 @@ EIGHT = textwrap.dedent("""
 """)
 
 
-def test_eight_devices_prefetched_step_equals_plain(tmp_path_factory):
+@pytest.fixture(scope="module")
+def synth_env(tmp_path_factory):
     from synth_workspace import synthetic_workspace
+    from test_trainer_diffusion import CONFIG
+
+    with synthetic_workspace(tmp_path_factory.mktemp("synth"), CONFIG) as env:
+        yield env
+
+
+def test_eight_devices_prefetched_step_equals_plain(synth_env):
     from test_trainer_diffusion import CONFIG, SMALL
 
-    with synthetic_workspace(tmp_path_factory.mktemp("synth"), CONFIG) as env_vars:
-        env = dict(os.environ, **env_vars, JAX_PLATFORMS="cpu",
-                   XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
-        proc = subprocess.run([sys.executable, "-c", EIGHT, str(CONFIG), json.dumps(SMALL[1:])],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    env = dict(os.environ, **synth_env, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
+    proc = subprocess.run([sys.executable, "-c", EIGHT, str(CONFIG), json.dumps(SMALL[1:])],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["devices"] == 8 and res["rows"] == [[0, 4], [4, 8]] and res["rows_equal"]
     assert res["sharded"] == [True, True]
     assert res["diff"] == 0.0 and res["loss"][0] == res["loss"][1], res
+
+
+def test_trainer_logs_the_input_pipeline(synth_env):
+    """Every log line carries the host ms per batch and the loop's wait; the run ends with a summary line."""
+    from a2f_jax.train import trainer_diffusion as T
+    from test_trainer_diffusion import _configs
+
+    before = _threads()
+    run = T.train(_configs("train.RUN_NAME='pipeline'", "train.LOG_PERIOD=1"), max_steps=3, show_progress=False)
+    history = [h for h in json.loads((run / "history.json").read_text()) if "loss" in h]
+    assert [h["step"] for h in history] == [0, 1, 2]
+    assert all(h["input/host_batch_ms"] > 0 and h["input/wait_ms"] >= 0 for h in history[1:])
+    text = (run / "log.log").read_text()
+    assert "input/wait_ms=" in text and "input pipeline: 3 batches built" in text
+    assert not {n for n in _threads() - before if n.startswith(("batch-", "batch_"))}  # the feed is closed
+
+
+def test_quick_benchmark_reports_host_and_wait():
+    from a2f_jax.benchmarks import input_pipeline
+
+    res = input_pipeline.diffusion_host_batch(quick=True)
+    for b in ("b1", "b4"):
+        r = res[b]
+        assert r["host_ms_mean"] > 0 and r["items"] > 0
+        assert r["loop_wait_ms_per_step_prefetch"] < r["loop_wait_ms_per_step_plain"] + 5.0

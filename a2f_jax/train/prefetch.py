@@ -141,11 +141,13 @@ class Prefetcher:
                 self.totals[k] += v
 
     def take_stats(self) -> dict[str, float]:
-        """Means since the previous call: host ms per batch (build + placement, on the worker) and ms per step
-        the loop waited for its batch (near 0 when the input pipeline keeps up with the device)."""
+        """Means since the previous call: host ms per batch (build + placement, on the worker; the mean of all
+        batches so far when none was finished since) and ms per step the loop waited for its batch (near 0 when
+        the input pipeline keeps up with the device)."""
         with self._lock:
             w, self._window = self._window, {k: 0 for k in self._window}
-        return {"input/host_batch_ms": 1e3 * w["build_s"] / max(w["batches"], 1),
+            built = w if w["batches"] else self.totals
+        return {"input/host_batch_ms": 1e3 * built["build_s"] / max(built["batches"], 1),
                 "input/wait_ms": 1e3 * w["wait_s"] / max(w["steps"], 1)}
 
     def close(self) -> None:
