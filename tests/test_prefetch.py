@@ -151,6 +151,25 @@ def test_run_loop_with_prefetch_stop_file_and_resume(tmp_path):
     assert _threads() == before
 
 
+def test_run_loop_with_prefetch_sigterm():
+    """SIGTERM mid-run: the loop ends after the current step (interrupted) and the closed feed leaves no thread."""
+    import signal
+
+    before = _threads()
+    seen: list[int] = []
+
+    def step_fn(state, batch):
+        seen.append(int(batch["x"][0]))
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return state + 1, {"loss": np.float32(0.0)}
+
+    with Prefetcher(lambda s: {"x": np.full(1, s)}, start=0, stop=50) as pf:
+        res = run_loop(0, 0, step_fn, pf, LoopSettings(50, 10, 0, 0, 0, False))
+    assert res.interrupted and res.reason == "SIGTERM" and seen == [0, 1]
+    assert _threads() == before
+
+
 def test_sharded_feed_single_device_and_pool(sampler):
     before = _threads()
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("data",))
