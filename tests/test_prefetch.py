@@ -195,8 +195,18 @@ EIGHT = textwrap.dedent("""
     # Two simulated processes of four devices each: their rows, built apart, make the single-process batch.
     owner = lambda d: d.id // 4
     rows = [sharding.process_rows(mesh, 8, p, owner) for p in (0, 1)]
+    try:  # devices of a process interleaved with another's: no block of rows
+        sharding.process_rows(mesh, 8, 0, lambda d: d.id % 2)
+        interleaved = "accepted"
+    except ValueError as e:
+        interleaved = str(e)
     rows_equal = all(all(np.array_equal(np.concatenate([sampler.batch(k, r)[name] for r in rows]), whole[name])
                          for name in whole) for k in (3, 4) for whole in [sampler.batch(k)])
+    # The multi-host assembly (make_array_from_process_local_data) of one process's rows: here every row.
+    whole = sampler.batch(3)
+    assembled = sharding.place_local_batch(whole, mesh, 8, multi_process=True)
+    assembled_equal = all(np.array_equal(np.asarray(assembled[k]), whole[k]) and
+                          assembled[k].sharding.is_equivalent_to(sharding.batch_sharding(mesh), whole[k].ndim) for k in whole)
     params = T.init_params(setup, jax.random.PRNGKey(42))
     opt, _, _ = T.make_optimizer(setup, params, sampler.batches_per_epoch)
     step = jax.jit(T.make_train_step(setup, opt, 42))
@@ -214,6 +224,7 @@ EIGHT = textwrap.dedent("""
         out[mode] = (jax.device_get(state["params"]), float(m["loss"]), sharded)
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(*(jax.tree_util.tree_leaves(out[k][0]) for k in out)))
     print(json.dumps({"devices": jax.device_count(), "rows": [[r.start, r.stop] for r in rows], "rows_equal": rows_equal,
+                      "assembled_equal": assembled_equal, "interleaved": interleaved,
                       "diff": diff, "loss": [out[k][1] for k in out], "sharded": [out[k][2] for k in out]}))
 """)
 
@@ -236,7 +247,8 @@ def test_eight_devices_prefetched_step_equals_plain(synth_env):
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["devices"] == 8 and res["rows"] == [[0, 4], [4, 8]] and res["rows_equal"]
+    assert res["devices"] == 8 and res["rows"] == [[0, 4], [4, 8]] and res["rows_equal"] and res["assembled_equal"]
+    assert "not one block" in res["interleaved"]
     assert res["sharded"] == [True, True]
     assert res["diff"] == 0.0 and res["loss"][0] == res["loss"][1], res
 

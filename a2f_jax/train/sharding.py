@@ -95,11 +95,13 @@ def process_rows(mesh: Mesh, global_rows: int, process_index: int | None = None,
     return slice(lo, hi)
 
 
-def place_local_batch(local: dict[str, np.ndarray], mesh: Mesh, global_rows: int) -> dict[str, jax.Array]:
+def place_local_batch(local: dict[str, np.ndarray], mesh: Mesh, global_rows: int,
+                      multi_process: bool | None = None) -> dict[str, jax.Array]:
     """The global batch [global_rows, ...] with its leading axis sharded, from this process's rows of it
-    (`process_rows`; a single process: every row)."""
+    (`process_rows`; a single process: every row). `multi_process` (default: more than one process) assembles
+    it with `jax.make_array_from_process_local_data`, else `jax.device_put`."""
     sharding = batch_sharding(mesh)
-    if jax.process_count() == 1:
+    if not (jax.process_count() > 1 if multi_process is None else multi_process):
         return jax.device_put(local, sharding)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v), (int(global_rows),) + np.shape(v)[1:])
             for k, v in local.items()}
