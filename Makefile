@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCK) setup.py | sha1sum | cut -c1-12)
 
-.PHONY: install install-cuda12 install-cuda13 install-tpu test test-py312 demo demo-diffusion bench clean
+.PHONY: install install-cuda12 install-cuda13 install-tpu test test-py312 demo demo-diffusion bench device-check clean
 
 install: $(STAMP)
 
@@ -55,6 +55,10 @@ demo-diffusion: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+
+# One prepared check of the machine's accelerator (README: GPUs and TPUs); JSON in bench_results/.
+device-check: $(STAMP)
+	$(PY) scripts/device_check.py
 
 clean:
 	rm -rf $(VENV) $(VENV312) .jax_cache .pytest_cache
