@@ -34,7 +34,7 @@ LOCK312 := requirements-py312.lock
 STAMP312 := $(VENV312)/.installed-$(shell cat $(LOCK312) setup.py | sha1sum | cut -c1-12)
 PY312_TESTS := tests/test_fast_random.py tests/test_dense.py tests/test_gru.py tests/test_gaussian_diffusion.py \
 	tests/test_checkpoint.py tests/test_layers.py tests/test_audio_encoder.py tests/test_loop.py tests/test_caches.py \
-	tests/test_onnx_export.py
+	tests/test_onnx_export.py tests/test_mixed_precision.py tests/test_prefetch.py tests/test_fuzz_readers.py
 
 $(STAMP312): $(LOCK312) setup.py
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 2; }
