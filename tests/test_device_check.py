@@ -46,3 +46,5 @@ def test_quick_device_check_writes_every_section(tmp_path):
     parity = report["training_parity"]
     assert parity["ok"], parity  # both runs are CPU runs here: the same seed must give the same error
     assert "training parity: ok" in proc.stdout
+    precision = report["precision_parity"]
+    assert precision["ok"], precision  # bf16 training reaches the float32 run's held-out error within 10 %
