@@ -201,6 +201,16 @@ def short_training(quick: bool, workdir: pathlib.Path, compute_dtype: str = "flo
             "wall_s": round(time.perf_counter() - t0, 1), "compute_dtype": compute_dtype}
 
 
+def _with_comparison(out: dict, run: dict, reference: dict, tolerance: float) -> dict:
+    """`out` plus the relative difference of the two runs' held-out lip errors and whether it is within
+    `tolerance`; a run without that number (it failed, or timed out) is not ok."""
+    a, b = run.get("val_lip_vertex_error"), reference.get("val_lip_vertex_error")
+    if a is None or b is None:
+        return {**out, "ok": False}
+    diff = round(abs(a - b) / max(abs(b), 1e-12), 4)
+    return {**out, "relative_difference": diff, "ok": diff <= tolerance}
+
+
 def training_parity(quick: bool, timeout_s: float, tolerance: float = 0.10) -> dict:
     """The short training here and in a CPU subprocess with the same seed: held-out lip errors within
     `tolerance` (relative). On a CPU-only machine both runs are CPU runs, which checks the harness."""
@@ -218,13 +228,7 @@ def training_parity(quick: bool, timeout_s: float, tolerance: float = 0.10) -> d
         except subprocess.TimeoutExpired:
             cpu = {"error": f"CPU run timed out after {timeout_s:.0f} s"}
     out = {"backend": jax.default_backend(), "device": here, "cpu": cpu, "tolerance": tolerance}
-    a, b = here.get("val_lip_vertex_error"), cpu.get("val_lip_vertex_error")
-    if a is not None and b is not None:
-        out["relative_difference"] = round(abs(a - b) / max(abs(b), 1e-12), 4)
-        out["ok"] = out["relative_difference"] <= tolerance
-    else:
-        out["ok"] = False
-    return out
+    return _with_comparison(out, here, cpu, tolerance)
 
 
 def precision_parity(quick: bool, float32_run: dict, tolerance: float = 0.10) -> dict:
@@ -234,13 +238,7 @@ def precision_parity(quick: bool, float32_run: dict, tolerance: float = 0.10) ->
     with tempfile.TemporaryDirectory(prefix="a2f_device_check_bf16_") as tmp:
         low = short_training(quick, pathlib.Path(tmp), "bfloat16")
     out = {"float32": float32_run, "bfloat16": low, "tolerance": tolerance}
-    a, b = low.get("val_lip_vertex_error"), float32_run.get("val_lip_vertex_error")
-    if a is not None and b is not None:
-        out["relative_difference"] = round(abs(a - b) / max(abs(b), 1e-12), 4)
-        out["ok"] = out["relative_difference"] <= tolerance
-    else:
-        out["ok"] = False
-    return out
+    return _with_comparison(out, low, float32_run, tolerance)
 
 
 def run(quick: bool = False, budget_s: float = 480.0) -> dict:
