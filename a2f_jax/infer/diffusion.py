@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pathlib
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -41,6 +42,9 @@ SAMPLE_RATE = 16000
 STREAM_CHUNK_SECONDS = 4.0  # audio pushed into a stream at a time by iter_geometry (memory bound, not results)
 OFFLINE_DECODE_FRAMES = 256  # frames decoded at once from the offline sampler's rows
 STREAMING_MODES = ("streaming", "streaming_stateless", "streaming_stateless_output_delta")
+OFFLINE_LONG_SECONDS = 300.0  # offline clips longer than this get a memory warning
+
+log = logging.getLogger(__name__)
 
 # (window [1, W], identity [1, A], emotion [1, C, E], latents [S, L, 1, H], noise [1, S+1, F, D])
 #   -> (rows [1, F, D], latents [S, L, 1, H])
@@ -226,6 +230,10 @@ class DiffusionEngine:
         if self.offline_fn is None:
             raise ConfigError(describe(self.source, "INFERENCE_MODE", "a streaming mode for a deploy bundle (its graph is the "
                                        "streaming sampler)", "'offline'"))
+        if len(audio) > OFFLINE_LONG_SECONDS * SAMPLE_RATE:
+            log.warning("offline diffusion samples the whole %.0f s clip in one pass (HuBERT attends over all of it), so "
+                        "its memory grows with the clip; INFERENCE_MODE 'streaming' (--mode streaming) runs in bounded "
+                        "memory", len(audio) / SAMPLE_RATE)
         emo = self.emotion_vector(emotion)
         if emo.ndim == 2:
             emo = _fit(emo, frames)
