@@ -25,6 +25,8 @@ from a2f_jax.train.loop import LoopSettings, NonFiniteLossError
 
 from test_loop import _problem
 
+from synth_workspace import synthetic_workspace
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIN_CONFIG = ROOT / "configs" / "synthetic-regression-min"
 
@@ -239,15 +241,8 @@ def test_trainer_refuses_before_making_a_run_folder(toy_configs, tmp_path, overr
 @pytest.fixture(scope="module")
 def min_workspace(tmp_path_factory):
     """The minimal synthetic dataset and its preprocessing run (seconds)."""
-    from a2f_jax.data import synthetic
-    from a2f_jax.preproc import run as preproc_run
-
     base = tmp_path_factory.mktemp("min")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("A2F_DATASETS_ROOT", str(base / "datasets"))
-        mp.setenv("A2F_WORKSPACE_ROOT", str(base / "workspace"))
-        synthetic.generate(base / "datasets" / "a2f-synthetic-min", seed=0, minimal=True)
-        preproc_run(config.load(MIN_CONFIG), "synth")
+    with synthetic_workspace(base, MIN_CONFIG, minimal=True):
         yield base
     rundir.detach_log_file()
 

@@ -18,6 +18,8 @@ import pytest
 from a2f_jax import config, rundir
 from a2f_jax.data import synthetic
 
+from synth_workspace import synthetic_workspace
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHOTS = ("s01_neutral", "s02_neutral", "s03_neutral")  # the first shots of the synthetic dataset are all neutral
 ONE_EMOTION = ["dataset.SHOT_EMOTION_NAMES=['neutral']"]
@@ -44,14 +46,8 @@ def _configs(kind: str, *overrides: str):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """Four neutral shots (audio + skin only) preprocessed with one emotion; shared by both networks."""
-    from a2f_jax.preproc import run as preproc_run
-
     base = tmp_path_factory.mktemp("one_emotion")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("A2F_DATASETS_ROOT", str(base / "datasets"))
-        mp.setenv("A2F_WORKSPACE_ROOT", str(base / "workspace"))
-        synthetic.generate(base / "datasets" / "a2f-synthetic-min", seed=0, minimal=True, num_shots=4)
-        preproc_run(_configs("regression"), "synth")
+    with synthetic_workspace(base, lambda: _configs("regression"), minimal=True, num_shots=4):
         yield base
 
 
