@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="JAX/Flax training framework for audio-driven 3D facial animation, "
     "compatible with NVIDIA's Audio2Face-3D Training Framework",
-    packages=find_packages(include=["a2f_jax", "a2f_jax.*", "export", "export.*"]),
+    packages=find_packages(include=["a2f_jax", "a2f_jax.*"]),
     python_requires=">=3.11",
     install_requires=[
         "jax>=0.10,<0.12",

@@ -55,7 +55,7 @@ def run(network: str = "regression", out: str | os.PathLike = "demo", steps: int
 
     _stage("deploy")
     t0 = time.perf_counter()
-    from export import bundle
+    from a2f_jax.deploy import bundle
 
     bundle_dir = bundle.deploy_run(configs, run_dir, out_root=out / "workspace" / "output_deploy")
     timings["deploy"] = round(time.perf_counter() - t0, 1)

@@ -8,7 +8,7 @@ Prints every violation as (rule, file, expected, found); exits 1 on any error, 2
 import sys
 
 from a2f_jax import cli
-from export.check import check_bundle, errors, format_report
+from a2f_jax.deploy.check import check_bundle, errors, format_report
 
 
 @cli.main_guard

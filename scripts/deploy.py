@@ -26,7 +26,7 @@ def _extra(parser):
 
 @cli.main_guard
 def main(argv: list[str] | None = None) -> int:
-    from export import bundle
+    from a2f_jax.deploy import bundle
 
     setup_logging()
     configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)

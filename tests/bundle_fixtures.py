@@ -1,5 +1,5 @@
 """Small synthetic deploy inputs for the bundle/checker/export tests: arrays, network_info, and tiny stand-in
-networks (plain JAX functions with the deploy I/O contract) exported through `export.onnx_utils`."""
+networks (plain JAX functions with the deploy I/O contract) exported through `a2f_jax.deploy.onnx_utils`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from export import contract as C
+from a2f_jax.deploy import contract as C
 
 EMOTIONS = ["angry", "happy", "sad"]
 VS, VT, KS, KT = 6, 3, 4, 2  # skin/tongue vertices and PCA shapes
@@ -89,7 +89,7 @@ def diffusion_standin(info: dict, seed: int = 0):
 
 @functools.lru_cache(maxsize=4)
 def _onnx_bytes(kind: str, identities: tuple[str, ...]) -> bytes:
-    from export.onnx_utils import export_onnx
+    from a2f_jax.deploy.onnx_utils import export_onnx
 
     info = regression_info(identities[0]) if kind == "regression" else diffusion_info(identities)
     shapes = C.onnx_tensor_shapes(info)
@@ -101,7 +101,7 @@ def _onnx_bytes(kind: str, identities: tuple[str, ...]) -> bytes:
 
 
 def bundle_kwargs(tmp: pathlib.Path, kind: str, identities: tuple[str, ...] = ("claire",)) -> dict:
-    """Keyword arguments for `export.bundle.write_bundle` describing a small valid bundle."""
+    """Keyword arguments for `a2f_jax.deploy.bundle.write_bundle` describing a small valid bundle."""
     info = regression_info(identities[0]) if kind == "regression" else diffusion_info(identities)
     data = {}
     for i, actor in enumerate(identities):

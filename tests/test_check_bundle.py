@@ -1,4 +1,4 @@
-"""export.check: a valid synthetic bundle passes; each mutation of a consumer rule fails with its rule."""
+"""a2f_jax.deploy.check: a valid synthetic bundle passes; each mutation of a consumer rule fails with its rule."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import onnx
 import pytest
 
 import bundle_fixtures as F
-from export import bundle, check
-from export import runtime_feed as rf
-from export.onnx_utils import export_onnx
+from a2f_jax.deploy import bundle, check
+from a2f_jax.deploy import runtime_feed as rf
+from a2f_jax.deploy.onnx_utils import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     bundle = pathlib.Path(summary["bundle"])
     for name in ("network.onnx", "network_info.json", "model.json", "implicit_emo_db.npz", "trt_info.json"):
         assert (bundle / name).is_file(), name
-    from export.check import check_bundle, errors
+    from a2f_jax.deploy.check import check_bundle, errors
 
     assert not errors(check_bundle(bundle, run_onnx=False))
     assert sorted(p.name for p in (pathlib.Path(summary["training_run"]) / "checkpoints").iterdir()) == ["10", "20"]

@@ -17,7 +17,7 @@ import soundfile as sf
 import bundle_fixtures as BF
 import diffusion_infer_fixtures as DF
 from a2f_jax.data.caches import read_maya_cache
-from export import bundle as B
+from a2f_jax.deploy import bundle as B
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

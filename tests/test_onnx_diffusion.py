@@ -1,4 +1,4 @@
-"""export.onnx_diffusion: the streaming graph (HuBERT, 2-step sampler, latents, delta output) vs JAX, on a tiny net."""
+"""a2f_jax.deploy.onnx_diffusion: the streaming graph (HuBERT, 2-step sampler, latents, delta output) vs JAX, on a tiny net."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.models import diffusion_rnn as dr
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.models.audio_encoder import EncoderConfig
-from export import bundle, check, onnx_diffusion, onnx_utils
-from export import contract as C
+from a2f_jax.deploy import bundle, check, onnx_diffusion, onnx_utils
+from a2f_jax.deploy import contract as C
 
 LEFT, CENTER, RIGHT, HID = 3, 6, 3, 8
 

@@ -1,4 +1,4 @@
-"""export.onnx_utils + export.onnx_regression: contract names/shapes, opset-14 legalisation, ORT vs JAX."""
+"""a2f_jax.deploy.onnx_utils + export.onnx_regression: contract names/shapes, opset-14 legalisation, ORT vs JAX."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 import bundle_fixtures as F
 from a2f_jax.errors import DataError
-from export import bundle, check, onnx_regression, onnx_utils
-from export import contract as C
+from a2f_jax.deploy import bundle, check, onnx_regression, onnx_utils
+from a2f_jax.deploy import contract as C
 
 
 def _dims(vi):

@@ -20,7 +20,7 @@ import soundfile as sf
 import bundle_fixtures as BF
 from a2f_jax import rundir
 from a2f_jax.errors import TrainingStopped
-from export import bundle as B
+from a2f_jax.deploy import bundle as B
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REG_MIN = str(ROOT / "configs" / "synthetic-regression-min")

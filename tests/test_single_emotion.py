@@ -64,7 +64,7 @@ def _train_resume(trainer, kind: str) -> pathlib.Path:
 
 def _check_bundle(bundle: pathlib.Path) -> None:
     """The rules of scripts/check_bundle.py, warnings included (onnxruntime runs the graph)."""
-    from export.check import check_bundle, format_report
+    from a2f_jax.deploy.check import check_bundle, format_report
 
     violations = check_bundle(bundle, run_onnx=True)
     assert not violations, format_report(violations)
@@ -94,7 +94,7 @@ def _audio(cf) -> np.ndarray:
 def test_regression_single_emotion_end_to_end(workspace):
     from a2f_jax.infer import regression
     from a2f_jax.train import trainer_regression as T
-    from export import bundle
+    from a2f_jax.deploy import bundle
 
     run = _train_resume(T, "regression")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]
@@ -122,7 +122,7 @@ def test_regression_single_emotion_end_to_end(workspace):
 def test_diffusion_single_emotion_end_to_end(workspace):
     from a2f_jax.infer import diffusion
     from a2f_jax.train import trainer_diffusion as T
-    from export import bundle
+    from a2f_jax.deploy import bundle
 
     run = _train_resume(T, "diffusion")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]

@@ -114,7 +114,7 @@ def test_bundle_inference_equals_run_inference(short_run, tmp_path):
     """Python inference from the deploy bundle (onnxruntime) equals inference from the run (JAX)."""
     from a2f_jax.data.audio import load_audio
     from a2f_jax.infer import regression
-    from export import bundle
+    from a2f_jax.deploy import bundle
 
     cf = _configs()
     out = bundle.deploy_run(cf, short_run, out_root=tmp_path / "deploy")

@@ -29,7 +29,7 @@ def _cpu_seconds(fn, repeats: int) -> float:
 
 
 def _session(model):  # one intra-op thread: a per-stream figure, independent of the core count
-    from export.onnx_utils import ort_session
+    from a2f_jax.deploy.onnx_utils import ort_session
 
     return ort_session(model, threads=1)
 
@@ -39,8 +39,8 @@ def _regression(quick: bool) -> dict:
 
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, EncoderConfig
     from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
-    from export import contract as C
-    from export.onnx_regression import export_regression
+    from a2f_jax.deploy import contract as C
+    from a2f_jax.deploy.onnx_regression import export_regression
 
     if quick:
         enc = EncoderConfig(model_type="wav2vec2", hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
@@ -78,8 +78,8 @@ def _regression(quick: bool) -> dict:
 def _diffusion(quick: bool) -> dict:
     from a2f_jax.benchmarks import random_diffusion_net
     from a2f_jax.models import gaussian_diffusion as gd
-    from export import contract as C
-    from export.onnx_diffusion import export_diffusion
+    from a2f_jax.deploy import contract as C
+    from a2f_jax.deploy.onnx_diffusion import export_diffusion
 
     emotions = 10
     net, params = random_diffusion_net(quick, emotions)

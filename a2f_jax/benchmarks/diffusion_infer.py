@@ -71,8 +71,8 @@ def _ort_window(quick: bool) -> dict:
 
     from a2f_jax.infer.diffusion import engine_from_network
     from a2f_jax.models import gaussian_diffusion as gd
-    from export import contract as C
-    from export.onnx_diffusion import export_diffusion
+    from a2f_jax.deploy import contract as C
+    from a2f_jax.deploy.onnx_diffusion import export_diffusion
 
     net, params, model_def = _net(quick)
     c = net.cfg

@@ -20,8 +20,8 @@ import numpy as np
 from a2f_jax import rundir
 from a2f_jax.errors import ConfigError, DataError, RunError, describe
 from a2f_jax.io_utils import atomic_dir
-from export import check as bundle_check
-from export import contract as C
+from a2f_jax.deploy import check as bundle_check
+from a2f_jax.deploy import contract as C
 
 log = logging.getLogger(__name__)
 
@@ -496,9 +496,9 @@ def trt_differences(trt_path: pathlib.Path, info: Mapping[str, Any]) -> list[str
 def _export_from_checkpoint(configs: Any, run_dir: pathlib.Path, info: Mapping[str, Any]) -> Any:
     kind = info["id"]["type"]
     if kind == "regression":
-        from export import onnx_regression as exporter
+        from a2f_jax.deploy import onnx_regression as exporter
     else:
-        from export import onnx_diffusion as exporter
+        from a2f_jax.deploy import onnx_diffusion as exporter
     return exporter.export_from_run(configs, run_dir, info)
 
 

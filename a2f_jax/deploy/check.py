@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from export import contract as C
+from a2f_jax.deploy import contract as C
 
 
 @dataclass(frozen=True)
@@ -525,7 +525,7 @@ def check_onnx_run(
 ) -> list[Violation]:
     """Run network.onnx with onnxruntime as the runtime feeds it, on a synthetic clip; check shapes, finiteness
     and that batch rows are independent (same window in two batch slots gives the same result)."""
-    from export import runtime_feed as rf
+    from a2f_jax.deploy import runtime_feed as rf
 
     out: list[Violation] = []
     name = "network.onnx"

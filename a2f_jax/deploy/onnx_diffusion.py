@@ -19,8 +19,8 @@ import pathlib
 from typing import Any, Callable, Mapping
 
 from a2f_jax.errors import ConfigError, DataError, describe
-from export import contract as C
-from export.onnx_utils import export_onnx
+from a2f_jax.deploy import contract as C
+from a2f_jax.deploy.onnx_utils import export_onnx
 
 INPUTS = ("window", "identity", "emotion", "input_latents", "noise")
 OUTPUTS = ("prediction", "output_latents")

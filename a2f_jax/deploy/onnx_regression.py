@@ -13,8 +13,8 @@ import pathlib
 from typing import Any, Callable, Mapping
 
 from a2f_jax.errors import DataError, describe
-from export import contract as C
-from export.onnx_utils import export_onnx
+from a2f_jax.deploy import contract as C
+from a2f_jax.deploy.onnx_utils import export_onnx
 
 
 def regression_fn(net: Any, params: Any) -> Callable[[Any, Any], Any]:

@@ -14,8 +14,8 @@ import numpy as np
 
 from a2f_jax.errors import DataError, describe
 from a2f_jax.infer import postprocess as pp
-from export import contract as C
-from export import runtime_feed as rf
+from a2f_jax.deploy import contract as C
+from a2f_jax.deploy import runtime_feed as rf
 
 
 def animate(

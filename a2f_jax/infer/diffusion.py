@@ -548,7 +548,7 @@ def from_run(run_dir: str | pathlib.Path, inference_cfg: Any = None) -> Diffusio
 
 def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threads: int = 1) -> DiffusionEngine:
     """onnxruntime backend from a diffusion deploy bundle (streaming modes only; deltas from the graph)."""
-    from export.runtime_feed import load_session
+    from a2f_jax.deploy.runtime_feed import load_session
 
     bundle_dir = pathlib.Path(bundle_dir)
     info_path = bundle_dir / "network_info.json"

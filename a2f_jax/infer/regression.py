@@ -184,7 +184,7 @@ def _preproc_dir(run_dir: pathlib.Path) -> pathlib.Path:
 def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> RegressionPredictor:
     """onnxruntime backend from a deploy bundle."""
     from a2f_jax.models.emotion_db import ImplicitEmotionDB
-    from export.runtime_feed import load_session
+    from a2f_jax.deploy.runtime_feed import load_session
 
     bundle_dir = pathlib.Path(bundle_dir)
     info_path = bundle_dir / "network_info.json"
