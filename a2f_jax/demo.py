@@ -96,7 +96,7 @@ def evaluate_and_preview(configs: Any, network: str, run_dir: pathlib.Path, bund
                          results_dir: pathlib.Path, video: bool = True) -> dict:
     import numpy as np
 
-    from a2f_jax.data.actor import ActorData
+    from a2f_jax.data.actor import ActorData, ActorSettings
     from a2f_jax.data.audio import load_audio
     from a2f_jax.data.caches import find_cache_file, read_cache
     from a2f_jax.infer import curves, evaluate, preview
@@ -107,7 +107,7 @@ def evaluate_and_preview(configs: Any, network: str, run_dir: pathlib.Path, bund
     evaluate.write_report(res, results_dir)
     outputs = {"evaluation": str(results_dir / "evaluation.json")}
     dcfg = configs.dataset
-    data = ActorData.load(dcfg, ACTOR)
+    data = ActorData.load(ActorSettings.from_configs(dcfg, ACTOR))
     fps = float(dcfg.CACHE_FPS[ACTOR])
     shot = res["clips"][0]
     pred = res["predictions"][shot]

@@ -31,12 +31,14 @@ from typing import Any, Iterator, Mapping
 
 import a2f_jax
 from a2f_jax.config import Configs, path_roots
-from a2f_jax.config.merge import did_you_mean
-from a2f_jax.errors import A2FError, ConfigError, RunError
+from a2f_jax.errors import ConfigError, RunError
 from a2f_jax.io_utils import atomic_write_json, atomic_write_text
 
 LOG_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
 LOG_FILE_NAME = "log.log"
+CONFIG_DIR = "configs"  # the run's metadata folder
+ACTOR_INFO_FILE = "actor_info.json"  # in configs/ of a preprocessing run: {"actor_name": ...}
+PREPROC_INFO_FILE = "preproc_info.json"  # in configs/ of a training run: {"preproc_run_name_full": {actor: run}}
 # Which resolved configs each stage records (the original's train run records train + dataset; the
 # inference config rides along because deploy reads it from the training run).
 STAGE_CONFIGS = {
@@ -49,7 +51,6 @@ _IDENTIFIER = re.compile(r"^[\w]([\w.-]*[\w])?$")
 _RUN_DIR = re.compile(r"^(\d{6}_\d{6})_(.+)$")
 # A staged run (preprocessing) is built in `.<stamp>_<RUN_NAME>.tmp` and renamed when complete.
 _STAGED_DIR = re.compile(r"^\.(\d{6}_\d{6})_(.+)\.tmp$")
-_PLACEHOLDER_PREFIX = "XXXXXX_XXXXXX"
 _RUN_LOG_HANDLER_NAME = "a2f_jax.run_log"
 
 # Every stage's run folder carries `run_status.json`; readers accept a run only in a finished state.
@@ -202,6 +203,11 @@ def _make_staged_dir(root: pathlib.Path, run_name: str, now: datetime.datetime) 
     raise FileExistsError(f"{root}: expected a free run directory name for {run_name!r}, found 1000 taken")
 
 
+def full_config_name(config_type: str) -> str:
+    """`config_<type>_full.json` (in configs/): every resolved value of that config."""
+    return f"config_{config_type}_full.json"
+
+
 def _check_stage(stage: str, run_name: str, actor: str | None) -> None:
     if stage not in STAGE_CONFIGS:
         raise ConfigError(f"stage: expected one of {tuple(STAGE_CONFIGS)}, found {stage!r}")
@@ -214,7 +220,7 @@ def _write_metadata(run_dir: pathlib.Path, configs: Configs, modifiers: Mapping[
                     actor: str | None, preproc_runs: Mapping[str, str] | None) -> None:
     """`configs/` of a run: version, RUN_INFO, the stage's full and modifier configs, actor/preproc info, state."""
     modifiers = configs.modifiers if modifiers is None else modifiers
-    cfg_dir = run_dir / "configs"
+    cfg_dir = run_dir / CONFIG_DIR
     atomic_write_text(cfg_dir / "VERSION.md", a2f_jax.__version__ + "\n")
     stage_cfg = configs.get("train" if stage in ("train", "deploy") else stage)
     atomic_write_text(cfg_dir / "info.txt", str(stage_cfg.get("RUN_INFO", "")))
@@ -222,12 +228,12 @@ def _write_metadata(run_dir: pathlib.Path, configs: Configs, modifiers: Mapping[
         if modifiers.get(name):
             atomic_write_json(cfg_dir / f"config_{name}_modifier.json", modifiers[name])
         full = configs.get(name).to_dict()
-        atomic_write_json(cfg_dir / f"config_{name}_full.json", {k: full[k] for k in sorted(full)})
+        atomic_write_json(cfg_dir / full_config_name(name), {k: full[k] for k in sorted(full)})
     if actor is not None:
-        atomic_write_json(cfg_dir / "actor_info.json", {"actor_name": actor})
+        atomic_write_json(cfg_dir / ACTOR_INFO_FILE, {"actor_name": actor})
     if stage == "train":
-        runs = _resolved_preproc_runs(configs) if preproc_runs is None else dict(preproc_runs)
-        atomic_write_json(cfg_dir / "preproc_info.json", {"preproc_run_name_full": runs})
+        runs = dict(configs.train.PREPROC_RUN_NAME_FULL) if preproc_runs is None else dict(preproc_runs)
+        atomic_write_json(cfg_dir / PREPROC_INFO_FILE, {"preproc_run_name_full": runs})
     atomic_write_json(cfg_dir / "state.json", state_info(stage))
 
 
@@ -246,8 +252,9 @@ def create_run_dir(
 
     `modifiers` defaults to `configs.modifiers`; `actor` is recorded for preproc runs (so "latest"
     can find them); `preproc_runs` ({actor: run name full}) is recorded for train runs and defaults
-    to the train config's PREPROC_RUN_NAME_FULL. The folder has no `run_status.json` yet: the stage
-    writes it (a stage that builds its whole folder at once uses `staged_run_dir` instead).
+    to the train config's PREPROC_RUN_NAME_FULL as written (`a2f_jax.runs.resolved_preproc_runs` gives
+    it with "latest" resolved; training passes the runs it read). The folder has no `run_status.json`
+    yet: the stage writes it (a stage that builds its whole folder at once uses `staged_run_dir` instead).
     """
     _check_stage(stage, run_name, actor)
     run_dir = _make_unique_dir(pathlib.Path(root).resolve(), run_name, now or datetime.datetime.now())
@@ -346,19 +353,9 @@ def clean_stale_runs(root: str | os.PathLike) -> list[pathlib.Path]:
     return removed
 
 
-def _resolved_preproc_runs(configs: Configs) -> dict[str, str]:
-    """PREPROC_RUN_NAME_FULL with "latest" names replaced by the run they point to now (where one exists)."""
-    runs = {}
-    for actor, name in configs.train.PREPROC_RUN_NAME_FULL.items():
-        try:
-            runs[actor] = resolve_preproc_run(configs.train.PREPROC_ROOT, actor, name).name
-        except A2FError:
-            runs[actor] = name  # recorded as written; training reports the problem itself
-    return runs
-
-
-def _run_actor(run_dir: pathlib.Path) -> str | None:
-    path = run_dir / "configs" / "actor_info.json"
+def run_actor(run_dir: pathlib.Path) -> str | None:
+    """The actor a preprocessing run recorded in configs/actor_info.json (None: none recorded)."""
+    path = run_dir / CONFIG_DIR / ACTOR_INFO_FILE
     try:
         return json.loads(path.read_text()).get("actor_name")
     except (OSError, ValueError, AttributeError):
@@ -379,62 +376,12 @@ def list_runs(root: str | os.PathLike, actor: str | None = None, run_name: str |
             continue
         if run_name is not None and match.group(2) != run_name:
             continue
-        if actor is not None and _run_actor(path) != actor:
+        if actor is not None and run_actor(path) != actor:
             continue
         if statuses is not None and (read_status(path) or {}).get("status") not in statuses:
             continue
         runs.append(path)
     return sorted(runs, key=lambda p: p.name[:13] + "\0" + p.name)
-
-
-def _status_text(run_dir: pathlib.Path) -> str:
-    record = read_status(run_dir)
-    return "no run_status.json" if record is None else f"status {record['status']!r}"
-
-
-def resolve_preproc_run(preproc_root: str | os.PathLike, actor: str, name: str) -> pathlib.Path:
-    """The preproc run dir for `actor`: `name` is a full run name (`250909_135508_example`), `"latest"`
-    (the newest complete run of that actor) or `"latest:<RUN_NAME>"` (the newest complete one with that
-    RUN_NAME). Only complete runs count: an explicit name of an unfinished run is a RunError."""
-    root = pathlib.Path(preproc_root).resolve()
-    where = f"PREPROC_RUN_NAME_FULL[{actor!r}]"
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: expected a preprocessing run name or 'latest', found {name!r}")
-    if name == "latest" or name.startswith("latest:"):
-        run_name = name.split(":", 1)[1] if ":" in name else None
-        runs = list_runs(root, actor=actor, run_name=run_name)
-        if not runs:
-            detail = f" with RUN_NAME {run_name!r}" if run_name else ""
-            unfinished = list_runs(root, actor=actor, run_name=run_name, statuses=None)
-            found = "none" if not unfinished else "only unfinished ones (" + ", ".join(
-                f"{p.name}: {_status_text(p)}" for p in unfinished[-3:]) + ")"
-            raise ConfigError(
-                f"{where}: expected a complete preprocessing run of actor {actor!r}{detail} under {root}, found {found} "
-                f"(run scripts/preproc.py for this actor first)"
-            )
-        return runs[-1]
-    if name.startswith(_PLACEHOLDER_PREFIX):
-        raise ConfigError(
-            f"{where}: expected the name of a preprocessing run (printed as 'Preproc Run Name Full' at the end "
-            f"of preprocessing) or 'latest', found the placeholder {name!r}"
-        )
-    validate_run_name(name, where)
-    path = root / name
-    if not path.is_dir():
-        existing = [p.name for p in list_runs(root)]
-        raise ConfigError(f"{where}: expected a run directory {path}, found none{did_you_mean(name, existing)}")
-    recorded = _run_actor(path)
-    if recorded is not None and recorded != actor:
-        raise ConfigError(
-            f"{where}: expected a preprocessing run of actor {actor!r}, found one of {recorded!r} ({path})"
-        )
-    record = read_status(path)
-    if record is None or record["status"] != "complete":
-        raise RunError(
-            f"{path}: expected a complete preprocessing run ({where}), found {_status_text(path)} "
-            f"(it failed, was killed or was made by an older a2f-jax: run scripts/preproc.py again)"
-        )
-    return path
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:

@@ -18,7 +18,7 @@ from a2f_jax import cli
 
 @cli.main_guard
 def main(argv: list[str] | None = None) -> int:
-    from a2f_jax.infer.blendshapes import solve_to_files
+    from a2f_jax.blendshapes import solve_to_files
 
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bs", required=True, help="skin blendshapes (bs_skin.npz)")

@@ -8,6 +8,7 @@ Exit codes: 0 finished (or stopped gracefully), 2 bad input, 3 interrupted by a 
 saved; resume with --resume), 1 internal error.
 """
 
+import logging
 import sys
 
 from a2f_jax import cli
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from a2f_jax.train import entry
 
     setup_logging()
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every checkpoint file it writes at INFO
     configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
     entry.train(configs, resume=args.resume, max_steps=args.max_steps, show_progress=not args.no_progress)
     return 0

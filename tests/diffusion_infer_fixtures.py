@@ -49,7 +49,7 @@ def model_def(net) -> dict:
     c = net.cfg
     k = net.constants
     return {
-        "network": "diffusion_rnn",
+        "network": "diffusion_rnn", "noise_schedule": "cosine",
         "net_cfg": {n: v for n, v in dataclasses.asdict(c).items() if n != "encoder"},
         "encoder": encoder_to_dict(c.encoder),
         "actors": ACTORS, "explicit_emotions": EMOTIONS,
@@ -60,12 +60,12 @@ def model_def(net) -> dict:
 
 
 def write_run(run_dir: pathlib.Path, net, params) -> pathlib.Path:
-    from a2f_jax.io_utils import atomic_write_json
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+    from a2f_jax.runs import TrainingRun
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "model_def.json", json.loads(json.dumps(model_def(net))))
-    save_params(run_dir / PARAMS_FILE, params)
+    run = TrainingRun(run_dir)
+    run.write_model_def(model_def(net))
+    run.save_params(params)
     return run_dir
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig, random_init, spec_augment_time_mask
+from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig, spec_augment_time_mask
+from a2f_jax.models.encoder_weights import random_init
 from a2f_jax.models.freeze import FROZEN, TRAINABLE, encoder_frozen, freeze_encoder, param_labels
 
 TINY = dict(
@@ -233,16 +234,3 @@ def test_time_mask_stays_inside_valid_frames() -> None:
     assert masks[:, 1, :20].any(axis=-1).all()  # 2 spans of 10 fit into 20 frames: always masked
     # a 12-frame row fits at most 3 starts for span 10: still masked every time, full row covered sometimes
     assert masks[:, 2, :12].sum(-1).min() >= 10
-
-
-@pytest.mark.parametrize("n", [7, 8, 9, 10, 25, 50])
-def test_winograd_k3s2_conv_equals_direct_conv(n):
-    from a2f_jax.models.audio_encoder import _conv_k3s2_winograd
-
-    r = np.random.default_rng(n)
-    x = jnp.asarray(r.standard_normal((2, n, 6)), jnp.float32)
-    w = jnp.asarray(r.standard_normal((3, 6, 5)), jnp.float32)
-    want = jax.lax.conv_general_dilated(x, w, (2,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
-    got = _conv_k3s2_winograd(x, w)
-    assert got.shape == want.shape == (2, (n - 3) // 2 + 1, 5)
-    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)

@@ -16,6 +16,7 @@ import bundle_fixtures as F
 from a2f_jax import rundir
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.deploy import bundle, check
+from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.deploy import contract as C
 
 
@@ -174,7 +175,7 @@ def test_animate_a_bundle_end_to_end(tmp_path, kind, ids):
     # the same pipeline by hand for the regression case: input_strength applied, source_shot row used
     if kind == "regression":
         cfg = json.loads((out / "model_config.json").read_text())["config"]
-        run = rf.ort_runner(rf.load_session(out / "network.onnx"))
+        run = rf.ort_runner(ort_session(out / "network.onnx"))
         with np.load(out / "implicit_emo_db.npz") as z:
             implicit = z["emo_db"][0]  # source_shot shot_a (start 0), frame 0
         rows = rf.run_regression(run, audio, np.concatenate([implicit, np.zeros(3, np.float32)]), fps=30.0,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from a2f_jax.config import dataset as dataset_base
 from a2f_jax.data import caches, synthetic
 from a2f_jax.data.check import check_dataset, format_table
 
@@ -49,7 +50,7 @@ def _cfg(ds: pathlib.Path, **changes) -> ml_collections.ConfigDict:
         "ACTOR_NAMES": ["synth"],
     }
     cfg.update(changes)
-    return ml_collections.ConfigDict(cfg)
+    return ml_collections.ConfigDict({**dataset_base.base_dict(), **cfg})
 
 
 def _shots() -> list[str]:

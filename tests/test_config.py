@@ -369,6 +369,23 @@ def test_accepted_type_variants(tmp_path):
     assert tr.PRETRAINED_NET_FPATH == "/net.pth" and tr.PREPROC_RUN_NAME_FULL.to_dict() == {"mark": "latest"}
 
 
+def test_resolved_configs_are_locked(tmp_path):
+    """A misspelt key cannot be added to a resolved config (read or set, top level or nested), nor to one
+    read back from JSON; existing keys stay editable."""
+    configs = config.load(None)
+    for cfg in (configs.train, configs.dataset, Configs.from_json(configs.to_json()).train):
+        with pytest.raises(AttributeError, match="locked"):
+            cfg.BATCH_SZE = 4  # the typo is the point
+        with pytest.raises(KeyError, match="locked"):
+            cfg["BATCH_SZE"] = 4
+        with pytest.raises(AttributeError):
+            cfg.BATCH_SZE  # noqa: B018
+    with pytest.raises(AttributeError, match="locked"):
+        configs.train.AUDIO_PARAMS.buffer_length = 1
+    configs.train.BATCH_SIZE = 4
+    assert configs.train.BATCH_SIZE == 4
+
+
 @pytest.mark.parametrize("key", ["AUDIO_ROOT", "SKIN_CACHE_ROOT", "CACHE_FPS"])
 def test_missing_mandatory_actor_value(tmp_path, key):
     values = {

@@ -9,6 +9,7 @@ import pytest
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models import diffusion_rnn as dr
+from a2f_jax.models import diffusion_sampling as ds
 from a2f_jax.models import freeze
 from a2f_jax.models.audio_encoder import EncoderConfig
 from a2f_jax.train import losses_diffusion as ld
@@ -363,7 +364,7 @@ def test_streaming_window_sampler_matches_manual_two_steps(model):
     emotion = jnp.asarray(rng.uniform(size=(B, block, 3)).astype(np.float32))
     latents = jnp.asarray(rng.standard_normal((2, 2, B, 8)).astype(np.float32))
     noise = jnp.asarray(rng.standard_normal((B, 3, F, cfg.output_dim)).astype(np.float32))
-    run = jax.jit(lambda p, *a: dr.sample_streaming_window(net, p, diff, *a))
+    run = jax.jit(lambda p, *a: ds.sample_streaming_window(net, p, diff, *a))
     pred, out_latents = run(params, window, identity, emotion, latents, noise)
     assert pred.shape == (B, F, cfg.output_dim) and out_latents.shape == latents.shape
 
@@ -382,10 +383,10 @@ def test_streaming_window_sampler_matches_manual_two_steps(model):
     np.testing.assert_allclose(np.asarray(pred[:, left : left + block]), np.asarray(ref[:, left : left + block]),
                                rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="input_latents"):
-        dr.sample_streaming_window(net, params, diff, window, identity, emotion, latents[:1], noise)
+        ds.sample_streaming_window(net, params, diff, window, identity, emotion, latents[:1], noise)
 
     # Offline: zero state, no crop, the same two DDPM steps over the whole clip.
-    off = jax.jit(lambda p, *a: dr.sample_offline(net, p, diff, *a))(params, window, identity, emotion[:, 0], noise)
+    off = jax.jit(lambda p, *a: ds.sample_offline(net, p, diff, *a))(params, window, identity, emotion[:, 0], noise)
     den_off = lambda x, t: net.apply(v, x, jnp.full((B,), t), tokens, identity, emotion[:, 0],  # noqa: E731
                                      method=dr.DiffusionRNN.denoise)[0]
     q1 = den_off(x2, cfg.diffusion_steps - 1)
@@ -535,13 +536,13 @@ def test_streaming_window_exports_to_onnx_and_matches(model):
     }
 
     def fn(window, identity, emotion, input_latents, noise):
-        return dr.sample_streaming_window(net, params, diff, window, identity, emotion, input_latents, noise)
+        return ds.sample_streaming_window(net, params, diff, window, identity, emotion, input_latents, noise)
 
     proto = jax2onnx.to_onnx(fn, [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in feeds.values()],
                              input_names=list(feeds), output_names=["prediction", "output_latents"])
     assert [i.name for i in proto.graph.input] == list(feeds)
     assert not {n.op_type for n in proto.graph.node} & {"Mish", "ScatterND"}
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort_session(proto)
     got = sess.run(["prediction", "output_latents"], feeds)
     ref = jax.jit(fn)(*feeds.values())
     for g, r in zip(got, ref):

@@ -15,14 +15,15 @@ import onnxruntime as ort
 import pytest
 from jax2onnx import to_onnx
 
-from a2f_jax.models.audio_encoder import AudioEncoder, load_pretrained
+from a2f_jax.models.audio_encoder import AudioEncoder
+from a2f_jax.models.encoder_weights import load_pretrained
 from a2f_jax.models.autocorr import autocorrelation
 
 FIX = pathlib.Path(__file__).parent / "fixtures" / "encoder"
 
 
-def _session(model) -> ort.InferenceSession:
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+def _session(model):
+    return ort_session(model)
 
 
 def test_encoder_onnx_matches_jax_and_transformers() -> None:

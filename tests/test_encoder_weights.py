@@ -17,8 +17,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig, load_pretrained, random_init
-from a2f_jax.models.encoder_weights import convert_state_dict
+from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig
+from a2f_jax.models.encoder_weights import convert_state_dict, load_pretrained, random_init
 
 FIX = pathlib.Path(__file__).parent / "fixtures" / "encoder"
 TOL = 1e-4

@@ -9,7 +9,7 @@ import pytest
 import diffusion_infer_fixtures as F
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.infer import diffusion as D
-from a2f_jax.models import diffusion_rnn as dr
+from a2f_jax.models import diffusion_sampling as ds
 from a2f_jax.models import gaussian_diffusion as gd
 
 CFG = {"TIMESTEP_RESPACING": "2", "CONDITION": "mark", "ACTOR_NAME": "mark", "INFERENCE_MODE": "offline"}
@@ -39,7 +39,7 @@ def test_offline_shapes_and_units(setup, engine):
     # reference: the network's own offline sampler with the same noise, un-rescaled with mark's scale/translate
     diff = gd.create_diffusion(20, "cosine", "2")
     noise = np.random.default_rng(3).standard_normal((1, 3, t, net.cfg.output_dim), dtype=np.float32)
-    x = np.asarray(dr.sample_offline(net, params, diff, audio[None], np.eye(2, dtype=np.float32)[1:2],
+    x = np.asarray(ds.sample_offline(net, params, diff, audio[None], np.eye(2, dtype=np.float32)[1:2],
                                      np.array([[0, 1, 0]], np.float32), noise))[0]
     s, tg = 3 * F.VS, 3 * F.VT
     np.testing.assert_allclose(g.raw, x, atol=1e-5)
@@ -190,16 +190,18 @@ def test_bad_sources(tmp_path, setup):
 
 
 @pytest.mark.parametrize("skip", [0, 1])
-def test_centre_window_equals_the_network_streaming_sampler(setup, skip):
-    """The engine's window skips the embedding of the left/right frames; the centre block and latents must not move."""
+def test_centre_only_window_equals_the_full_streaming_window(setup, skip):
+    """The engine's window (centre_only) skips the embedding of the left/right frames; the centre block and latents must
+    not move."""
     net, params, *_ = setup
     diff = gd.create_diffusion(20, "cosine", "2")
     rng = np.random.default_rng(skip)
     args = (0.2 * rng.standard_normal((1, 16000)), np.eye(2)[1:2], rng.standard_normal((1, 30, 3)),
             rng.standard_normal((2, 2, 1, F.HID)), rng.standard_normal((1, 3, 60, net.cfg.output_dim)))
     args = [np.asarray(a, np.float32) for a in args]
-    ref, ref_lat = jax.jit(lambda *a: dr.sample_streaming_window(net, params, diff, *a, skip_steps=skip, delta_output=False))(*args)
-    got, lat = jax.jit(lambda *a: D.centre_window(net, params, diff, *a, skip_steps=skip))(*args)
+    ref, ref_lat = jax.jit(lambda *a: ds.sample_streaming_window(net, params, diff, *a, skip_steps=skip, delta_output=False))(*args)
+    got, lat = jax.jit(lambda *a: ds.sample_streaming_window(net, params, diff, *a, skip_steps=skip, delta_output=False,
+                                                              centre_only=True))(*args)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref)[:, 15:45], atol=1e-5)
     np.testing.assert_allclose(np.asarray(lat), np.asarray(ref_lat), atol=1e-5)
     assert float(np.abs(np.asarray(lat) - args[3]).max()) > 1e-3

@@ -43,7 +43,8 @@ REG_KS, REG_KT, REG_VERTS, REG_EMO, REG_FRAMES = 6, 3, 40, 3, 200
 
 def _regression_setup(compute_dtype: str):
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE
-    from a2f_jax.train import losses, regression_model
+    from a2f_jax.networks import regression as N
+    from a2f_jax.train import losses
 
     enc = TORCHAUDIO_WAV2VEC2_BASE.extract_features_mode().replace(
         hidden_size=16, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7, num_conv_pos_embeddings=8,
@@ -51,7 +52,7 @@ def _regression_setup(compute_dtype: str):
     hp = dict(base.train_regression().NETWORK_HYPER_PARAMS.to_dict(), w2v_num_layers=1)
     params = {**hp, "explicit_emotions": [f"e{i}" for i in range(REG_EMO)], "num_shapes_skin": REG_KS,
               "num_shapes_tongue": REG_KT, "result_jaw_size": 15, "result_eyes_size": 4}
-    model = regression_model.build(params, enc, compute_dtype=compute_dtype)
+    model = N.build_network(params, enc, compute_dtype=compute_dtype)
     rng = np.random.default_rng(0)
     shapes = (rng.standard_normal((REG_KS, REG_VERTS, 3)) / np.sqrt(REG_VERTS)).astype(np.float32)
     mean = rng.standard_normal((REG_VERTS, 3)).astype(np.float32)
@@ -61,7 +62,7 @@ def _regression_setup(compute_dtype: str):
                                             eye_dist_verts=eyes)
     train_cfg = ConfigDict({"LEARNING_RATE": 2e-4, "LR_STEP_GAMMA": 0.994})
     return types.SimpleNamespace(
-        configs=types.SimpleNamespace(train=train_cfg), model=model, loss_cfg=losses.RegressionLossConfig(),
+        configs=types.SimpleNamespace(train=train_cfg), network=model, loss_cfg=losses.RegressionLossConfig(),
         geometry=geometry, lip_dist_weights=None, phonemes=None,
         data=types.SimpleNamespace(channel_sizes={"skin_coeffs": REG_KS, "tongue_coeffs": REG_KT, "jaw": 15, "eye": 4}),
     )
@@ -73,7 +74,7 @@ def _regression_inputs(setup):
     from a2f_jax.train.sampler_regression import DeviceDataset
 
     key = jax.random.PRNGKey(0)
-    params = {"net": setup.model.init_params(key), "emo_db": emotion_db.init_emotion_db(key, REG_FRAMES)}
+    params = {"net": setup.network.init_params(key), "emo_db": emotion_db.init_emotion_db(key, REG_FRAMES)}
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "norm": losses.init_normalizer_state()}
     rng = np.random.default_rng(1)
     d = REG_KS + REG_KT + 19
@@ -93,9 +94,11 @@ def _regression_inputs(setup):
 
 
 def _regression_step(setup, opt):
-    from a2f_jax.train import trainer_regression as T
+    """The network's step on (state, dataset, indices), as the entry feeds it {"dataset", "index"}."""
+    from a2f_jax.networks import regression as N
 
-    return T.make_train_step(setup, opt, 10, 5, 8320, 42)
+    step = N.make_train_step(setup, opt, 10, num_epochs=5, seed=42)
+    return lambda state, dev, idx: step(state, {"dataset": dev, "index": idx})
 
 
 def regression_loss_and_grads(compute_dtype: str = "float32"):
@@ -129,8 +132,8 @@ def _diffusion_setup(compute_dtype: str):
     from a2f_jax.models import diffusion_rnn as dnet
     from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.models.audio_encoder import EncoderConfig
+    from a2f_jax.networks import diffusion as T
     from a2f_jax.train import losses_diffusion as dl
-    from a2f_jax.train import trainer_diffusion as T
 
     enc = EncoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                         conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, mask_time_length=3)
@@ -148,13 +151,13 @@ def _diffusion_setup(compute_dtype: str):
         shapes_mean=[rng.standard_normal((DIF_VS, 3)).astype(np.float32)],
         lip_dist_verts={"upper": [0, 1, 2], "lower": [3, 4, 5]}, eye_dist_verts={"lower": [6, 7]})
     diffusion = gd.create_diffusion(int(tcfg.DIFFUSION_STEPS), tcfg.DIFFUSION_NOISE_SCHEDULE, "")
-    return T.DiffusionSetup(ConfigDict({"train": tcfg}), None, [], [], net, cfg, {}, diffusion, consts, [], None)
+    return T.Setup(ConfigDict({"train": tcfg}), None, [], [], T.Network(net, {}), diffusion, consts, [], None)
 
 
 def _diffusion_inputs(setup):
-    from a2f_jax.train import trainer_diffusion as T
+    from a2f_jax.networks import diffusion as T
 
-    params = _randomize_zero_heads(T.init_params(setup, jax.random.PRNGKey(0)))
+    params = _randomize_zero_heads(T.init(setup, jax.random.PRNGKey(0)))
     rng = np.random.default_rng(2)
     samples = DIF_FRAMES * 16000 // 60
     lengths = np.array([DIF_FRAMES, DIF_FRAMES - 7])  # the second item right-padded: masks and audio lengths
@@ -171,15 +174,16 @@ def _diffusion_inputs(setup):
 
 def diffusion_loss_and_grads(compute_dtype: str = "float32"):
     """(loss, gradients, traced jaxpr text) of one diffusion train step, traced afresh."""
-    from a2f_jax.train import trainer_diffusion as T
+    from a2f_jax.networks import diffusion as T
 
     setup = _diffusion_setup(compute_dtype)
     state, batch = _diffusion_inputs(setup)
+    batch["constants"] = setup.consts
     opt = _capture_gradients()
     state["opt_state"] = opt.init(state["params"])
-    fn = T.make_train_step(setup, opt, 42)
-    new_state, metrics = jax.jit(fn)(state, setup.consts, batch)
-    jaxpr = str(jax.make_jaxpr(fn)(state, setup.consts, batch))
+    fn = T.make_train_step(setup, opt, seed=42)
+    new_state, metrics = jax.jit(fn)(state, batch)
+    jaxpr = str(jax.make_jaxpr(fn)(state, batch))
     return float(metrics["loss"]), jax.device_get(new_state["opt_state"]), jaxpr
 
 
@@ -241,7 +245,7 @@ def test_bf16_step_matches_float32_within_tolerance(network):
 
 def test_bf16_keeps_params_and_optimizer_state_float32():
     from a2f_jax.train import optim
-    from a2f_jax.train import trainer_regression as T
+    from a2f_jax.networks import regression as T
 
     setup = _regression_setup("bfloat16")
     state, dev, idx = _regression_inputs(setup)
@@ -280,28 +284,27 @@ def test_compute_dtype_key_and_errors():
         with pytest.raises(ConfigError, match=r"COMPUTE_DTYPE.*expected one of \['bfloat16', 'float32'\]"):
             precision.compute_dtype(bad)
     # the trainer's model builder refuses it before reading any encoder snapshot
-    from a2f_jax.train import regression_model
+    from a2f_jax.networks import regression as N
 
     tcfg = base.train_regression()
     tcfg.COMPUTE_DTYPE = "float16"
     with pytest.raises(ConfigError, match="COMPUTE_DTYPE.*'float16'"):
-        regression_model.from_configs(tcfg, {"skin_coeffs": 4, "tongue_coeffs": 2, "jaw": 15, "eye": 4}, ["e0"])
+        N.network_from_configs(tcfg, {"skin_coeffs": 4, "tongue_coeffs": 2, "jaw": 15, "eye": 4}, ["e0"])
 
 
 def test_inference_model_def_stays_float32():
     """model_def.json does not carry the training dtype: a bf16 run's model rebuilds in float32."""
-    from a2f_jax.train import regression_model
+    from a2f_jax.networks import regression as N
 
     tcfg = base.train_regression()
     tcfg.COMPUTE_DTYPE = "bfloat16"
     tcfg.AUDIO_ENCODER_RANDOM_INIT = True
     tcfg.AUDIO_ENCODER_CONFIG_OVERRIDES = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32,
                                            "conv_dim": [8] * 7, "num_conv_pos_embedding_groups": 4}
-    model, model_def, _ = regression_model.from_configs(
-        tcfg, {"skin_coeffs": 4, "tongue_coeffs": 2, "jaw": 15, "eye": 4}, ["e0"])
+    model, _ = N.network_from_configs(tcfg, {"skin_coeffs": 4, "tongue_coeffs": 2, "jaw": 15, "eye": 4}, ["e0"])
     assert model.net.dtype == jnp.bfloat16
-    assert "bfloat16" not in repr(model_def)
-    assert regression_model.from_model_def(model_def).net.dtype == jnp.float32
+    assert "bfloat16" not in repr(model.model_def)
+    assert N.from_model_def(model.model_def).net.dtype == jnp.float32
 
 
 # --- tests: backend-aware ops -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 import bundle_fixtures as F
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.models import diffusion_rnn as dr
+from a2f_jax.models import diffusion_sampling as ds
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.models.audio_encoder import EncoderConfig
 from a2f_jax.deploy import bundle, check, onnx_diffusion, onnx_utils
@@ -65,30 +66,30 @@ def test_graph_io_contract(tiny):
 def test_onnx_matches_jax_sampler(tiny):
     net, params, diffusion, _, model = tiny
     feeds = _feeds(net.cfg, 2)
-    ref = jax.jit(lambda *a: dr.sample_streaming_window(net, params, diffusion, *a))(*feeds.values())
-    ours = jax.jit(onnx_diffusion.diffusion_fn(net, params, diffusion))(*feeds.values())
+    ref = jax.jit(lambda *a: ds.sample_streaming_window(net, params, diffusion, *a))(*feeds.values())
+    ours = jax.jit(ds.export_fn(net, params, diffusion))(*feeds.values())
     for a, b in zip(ref, ours):  # the exported computation is the network's own streaming sampler
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
     assert float(np.abs(np.asarray(ref[0])[:, LEFT:LEFT + CENTER]).max()) > 1e-2
-    diffs = onnx_utils.compare_with_jax(model, jax.jit(onnx_diffusion.diffusion_fn(net, params, diffusion)), feeds)
+    diffs = onnx_utils.compare_with_jax(model, jax.jit(ds.export_fn(net, params, diffusion)), feeds)
     assert max(diffs.values()) <= 1e-4, diffs
 
 
 def test_skip_steps_and_noise_slots(tiny):
     net, params, diffusion, _, _ = tiny
     feeds = _feeds(net.cfg, 1)
-    fn = jax.jit(onnx_diffusion.diffusion_fn(net, params, diffusion))
+    fn = jax.jit(ds.export_fn(net, params, diffusion))
     base = fn(*feeds.values())
     changed = dict(feeds, noise=feeds["noise"].copy())
     changed["noise"][:, 0] += 5.0  # slot 0 is multiplied by 0 in the last (k = 0) step
     np.testing.assert_allclose(np.asarray(fn(*changed.values())[0]), np.asarray(base[0]), atol=1e-6)
     changed["noise"][:, 2] += 1.0  # x_S = noise[:, S] matters
     assert float(np.abs(np.asarray(fn(*changed.values())[0]) - np.asarray(base[0])).max()) > 1e-4
-    skip = onnx_diffusion.streaming_window(net, params, diffusion, *[jnp.asarray(v) for v in feeds.values()], skip_steps=1)
-    ref = dr.sample_streaming_window(net, params, diffusion, *[jnp.asarray(v) for v in feeds.values()], skip_steps=1)
+    skip = ds.export_fn(net, params, diffusion, skip_steps=1)(*[jnp.asarray(v) for v in feeds.values()])
+    ref = ds.sample_streaming_window(net, params, diffusion, *[jnp.asarray(v) for v in feeds.values()], skip_steps=1)
     np.testing.assert_allclose(np.asarray(skip[0]), np.asarray(ref[0]), atol=1e-6)
     with pytest.raises(ConfigError, match="SKIP_STEPS"):
-        onnx_diffusion.streaming_window(net, params, diffusion, *[jnp.asarray(v) for v in feeds.values()], skip_steps=2)
+        ds.export_fn(net, params, diffusion, skip_steps=2)(*[jnp.asarray(v) for v in feeds.values()])
 
 
 def test_network_info_must_match_the_graph(tiny):
@@ -117,7 +118,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
     import ml_collections
 
     from a2f_jax.train.regression_model import encoder_to_dict
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+    from a2f_jax.runs import TrainingRun
 
     net, params, diffusion, info, _ = tiny
     c = net.constants
@@ -129,7 +130,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
                  "mean_geometry": c.mean_geometry.tolist(),
                  "scales": {k: getattr(c, f"scale_{k}").tolist() for k in ("skin", "tongue", "jaw", "eye")}}
     (run / "model_def.json").write_text(json.dumps(model_def))
-    save_params(run / PARAMS_FILE, params)
+    TrainingRun(run).save_params(params)
     (run / "deploy" / "network_info.json").write_text(json.dumps(info))
     runs = {}
     for i, actor in enumerate(("claire", "mark")):
@@ -146,7 +147,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
     out = bundle.deploy_run(configs, run)
     assert check.check_bundle(out) == []
     feeds = _feeds(net.cfg, 1, seed=9)
-    diffs = onnx_utils.compare_with_jax(out / "network.onnx", jax.jit(onnx_diffusion.diffusion_fn(net, params, diffusion)), feeds)
+    diffs = onnx_utils.compare_with_jax(out / "network.onnx", jax.jit(ds.export_fn(net, params, diffusion)), feeds)
     assert max(diffs.values()) <= 1e-4
     inference.TIMESTEP_RESPACING = None
     with pytest.raises(ConfigError, match="TIMESTEP_RESPACING"):

@@ -114,7 +114,7 @@ def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path)
     import types
 
     from a2f_jax.train import regression_model
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
+    from a2f_jax.runs import TrainingRun
 
     net, weights, info, _ = tiny_regression
     run = tmp_path / "train" / "250101_000000_reg"
@@ -126,7 +126,7 @@ def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path)
                  "params": {**hyper, "explicit_emotions": F.EMOTIONS, "num_shapes_skin": F.KS, "num_shapes_tongue": F.KT,
                             "result_jaw_size": 15, "result_eyes_size": 4}}
     (run / "model_def.json").write_text(json.dumps(model_def))
-    save_params(run / PARAMS_FILE, {"net": weights, "emo_db": np.zeros((30, 16), np.float32)})
+    TrainingRun(run).save_params({"net": weights, "emo_db": np.zeros((30, 16), np.float32)})
     (run / "deploy" / "network_info.json").write_text(json.dumps(info))
     (run / "deploy" / "trt_info.json").write_text(json.dumps({"input": "b,1,8320"}))  # a non-original layout: replaced
     np.savez(run / "deploy" / "implicit_emo_db.npz", **bundle.emo_db_arrays(F.emo_db()))

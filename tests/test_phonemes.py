@@ -15,7 +15,7 @@ from a2f_jax.train import losses, phonemes, regression_model
 from a2f_jax.train import trainer_regression as T
 from a2f_jax.train.dataset import load_training_data
 from a2f_jax.train.loop import LoopSettings, run_loop
-from a2f_jax.train.sampler_regression import RegressionSampler, gather_batch
+from a2f_jax.train.sampler_regression import RegressionSampler, RegressionSamplerSettings, gather_batch
 from test_regression_net import HYPER, TINY_ENCODER
 from test_sampler_regression import FPS, _write_dataset
 
@@ -79,7 +79,7 @@ def test_windows_match_reference_at_fractional_timeshift(tmp_path):
     data = load_training_data(train, dataset)
     ph = phonemes.build_phoneme_setup(train, data.clips)
     assert ph.num_phonemes == {"zh": 3, "en": 5} and ph.max_phonemes == 5 and ph.window == 25
-    s = RegressionSampler(data, train, dataset, batch_size=8, seed=43, phonemes=ph)
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), batch_size=8, seed=43, phonemes=ph)
     checked = filled = 0
     for step, idx, batch in _epoch(s):
         shift = (np.random.default_rng([43, 1, step]).uniform(size=8) - 0.5) * 1.0
@@ -108,7 +108,7 @@ def test_windows_match_reference_at_fractional_timeshift(tmp_path):
 def test_muted_clip_is_one_hot_sil_of_first_language(tmp_path):
     train, dataset, _ = _setup(tmp_path)
     data = load_training_data(train, dataset)
-    s = RegressionSampler(data, train, dataset, batch_size=8, seed=43,
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), batch_size=8, seed=43,
                           phonemes=phonemes.build_phoneme_setup(train, data.clips))
     seen = 0
     for _, idx, batch in _epoch(s):
@@ -126,7 +126,7 @@ def test_unsupported_language_is_zero_and_excluded_from_loss(tmp_path):
     data = load_training_data(train, dataset)
     ph = phonemes.build_phoneme_setup(train, data.clips)
     assert set(k[1] for k in ph.tracks) == {"en"}  # no file is needed for "fr"
-    s = RegressionSampler(data, train, dataset, batch_size=8, seed=43, phonemes=ph)
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), batch_size=8, seed=43, phonemes=ph)
     idx = next(i for _, i, _ in _epoch(s) if np.any((i["shot_index"] == 1)))
     batch = jax.device_get(gather_batch(s.device, idx, s.window))
     fr = idx["shot_index"] == 1
@@ -216,7 +216,7 @@ def _regression_setup(train, dataset, ph):
 
 
 def _losses(setup, steps):
-    sampler = RegressionSampler(setup.data, setup.configs.train, setup.configs.dataset, 4, 43, phonemes=setup.phonemes)
+    sampler = RegressionSampler(setup.data, RegressionSamplerSettings.from_train_config(setup.configs.train), 4, 43, phonemes=setup.phonemes)
     state, opt = T.init_state(setup, sampler.batches_per_epoch, 42)
     step = jax.jit(T.make_train_step(setup, opt, sampler.batches_per_epoch, 2, sampler.window, 42))
     result = run_loop(state, 0, lambda st, b: step(st, sampler.device, b), sampler.batch_index,
@@ -246,7 +246,7 @@ def test_phonemes_off_changes_nothing(tmp_path):
     assert phonemes.build_phoneme_setup(train, data.clips) is None
     setup = _regression_setup(train, dataset, None)
     assert "num_phonemes" not in regression_model.network_params(train, data.channel_sizes, data.explicit_emotions)
-    s = RegressionSampler(data, train, dataset, 4, 43)
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), 4, 43)
     assert not any(k.startswith("ph_") for k in s.batch_index(0)) and s.device.phonemes is None
     history = _losses(setup, 2)
     assert all("losses/phoneme" not in h for h in history)

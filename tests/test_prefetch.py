@@ -18,7 +18,7 @@ from a2f_jax.errors import DataError
 from a2f_jax.train import prefetch
 from a2f_jax.train.loop import LoopSettings, run_loop
 from a2f_jax.train.prefetch import Prefetcher
-from a2f_jax.train.sampler_diffusion import DiffusionSampler
+from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
 
 from test_sampler_diffusion import AUG, _cfg, _data_with_muted
 
@@ -38,7 +38,7 @@ def _wait_until(cond, timeout: float = 10.0) -> None:
 
 @pytest.fixture()
 def sampler(tmp_path):
-    return DiffusionSampler(_data_with_muted(tmp_path), _cfg(**AUG), None, 2, 3)
+    return DiffusionSampler(_data_with_muted(tmp_path), DiffusionSamplerSettings.from_train_config(_cfg(**AUG)), 2, 3)
 
 
 @pytest.mark.parametrize("start", [0, 5])  # 5: a resumed run's first step
@@ -187,10 +187,10 @@ EIGHT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from a2f_jax import config
     from a2f_jax.train import trainer_diffusion as T, sharding, prefetch
-    from a2f_jax.train.sampler_diffusion import DiffusionSampler
+    from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
     cf = config.load(sys.argv[1], json.loads(sys.argv[2]) + ["train.BATCH_SIZE=8"])
     setup = T.build_setup(cf)
-    sampler = DiffusionSampler(setup.data, cf.train, cf.dataset, 8, 43, clips=setup.train_clips)
+    sampler = DiffusionSampler(setup.data, DiffusionSamplerSettings.from_train_config(cf.train), 8, 43, clips=setup.train_clips)
     mesh = sharding.make_mesh()
     # Two simulated processes of four devices each: their rows, built apart, make the single-process batch.
     owner = lambda d: d.id // 4

@@ -13,6 +13,7 @@ from a2f_jax.preproc import run
 from a2f_jax.preproc.deploy_artifacts import NETWORK_DATA_KEYS
 from a2f_jax.preproc.rigid import stabilize
 from a2f_jax.preproc.structured_data import write_config_dir, write_structured_actor
+from a2f_jax.runs import PreprocRun
 
 ACTOR = "toy"
 SHOTS = ("shot_a_neutral", "shot_b_joy", "shot_c_anger")
@@ -341,4 +342,4 @@ def test_failed_stage_leaves_no_run(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="tongue"):
         _run(tmp_path, paths, name="bad")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [good.name]
-    assert rundir.resolve_preproc_run(tmp_path / "out", ACTOR, "latest") == good
+    assert PreprocRun.resolve(tmp_path / "out", ACTOR, "latest").path == good

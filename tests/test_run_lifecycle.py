@@ -20,6 +20,7 @@ import pytest
 from a2f_jax import config, rundir
 from a2f_jax.errors import CheckpointError, ConfigError, RunError, TrainingStopped
 from a2f_jax.io_utils import atomic_write_json
+from a2f_jax.runs import TrainingRun
 from a2f_jax.train import lifecycle, sharding
 from a2f_jax.train.loop import LoopSettings, NonFiniteLossError
 
@@ -268,17 +269,17 @@ def test_regression_trainer_interrupt_resume_no_op_and_changed_network(min_works
         T.train(_min_configs(), max_steps=3, show_progress=False)
     monkeypatch.setattr(RegressionSampler, "batch_index", original)
     (run,) = (min_workspace / "workspace" / "output_train").iterdir()
-    assert _read(run / "run_status.json")["status"] == "interrupted" and not (run / T.PARAMS_FILE).exists()
+    assert _read(run / "run_status.json")["status"] == "interrupted" and not (run / TrainingRun.PARAMS).exists()
 
     assert T.train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run
     status = _read(run / "run_status.json")
-    assert status["status"] == "complete" and status["step"] == 3 and (run / T.PARAMS_FILE).is_file()
+    assert status["status"] == "complete" and status["step"] == 3 and (run / TrainingRun.PARAMS).is_file()
     assert [h["step"] for h in _read(run / "history.json") if "loss" in h] == [0, 1, 2]
     assert [s["start_step"] for s in _read(run / "configs" / "sessions.json")] == [0, 2]
 
-    before = (run / T.PARAMS_FILE).stat().st_mtime_ns
+    before = (run / TrainingRun.PARAMS).stat().st_mtime_ns
     assert T.train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run  # nothing to do
-    assert (run / T.PARAMS_FILE).stat().st_mtime_ns == before and _read(run / "run_status.json") == status
+    assert (run / TrainingRun.PARAMS).stat().st_mtime_ns == before and _read(run / "run_status.json") == status
 
     wider = _min_configs("train.NETWORK_HYPER_PARAMS.implicit_emotion_len=8")
     with pytest.raises(CheckpointError, match=r"checkpoints/3: expected params/.* of shape .*found shape"):

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from a2f_jax import config, rundir
+from a2f_jax import config, rundir, runs
 from a2f_jax.errors import ConfigError, RunError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -32,6 +32,13 @@ def configs():
 
 def read(path: pathlib.Path):
     return json.loads(path.read_text())
+
+
+def _resolve(root, actor, name) -> pathlib.Path:
+    """The folder of the preprocessing run `name` ("latest", "latest:<RUN_NAME>" or a full name) of `actor`."""
+    run = runs.PreprocRun.resolve(root, actor, name)
+    assert isinstance(run, runs.PreprocRun)
+    return run.path
 
 
 @pytest.mark.parametrize("name", ["example", "a", "run_1.v2-b", "250909_135508_example"])
@@ -102,7 +109,7 @@ def test_two_runs_in_one_second_get_distinct_ordered_names(tmp_path, configs):
     with rundir.staged_run_dir(tmp_path, "example", configs, actor="claire", now=NOW) as third:
         pass
     assert third.final.name > second.name
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == third.final
+    assert _resolve(tmp_path, "claire", "latest") == third.final
 
 
 def test_run_dir_rejects_bad_input(tmp_path, configs):
@@ -142,33 +149,37 @@ def test_resolve_preproc_run(tmp_path, configs):
     b_new = _preproc(tmp_path, "mark", "example", t + datetime.timedelta(hours=2), configs)
     a_new = _preproc(tmp_path, "claire", "example-min", t + datetime.timedelta(hours=1), configs)
     (tmp_path / "not_a_run").mkdir()
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == a_new
-    assert rundir.resolve_preproc_run(tmp_path, "mark", "latest") == b_new
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest:example") == a_old
-    assert rundir.resolve_preproc_run(tmp_path, "claire", a_old.name) == a_old
+    assert _resolve(tmp_path, "claire", "latest") == a_new
+    assert _resolve(tmp_path, "mark", "latest") == b_new
+    assert _resolve(tmp_path, "claire", "latest:example") == a_old
+    assert _resolve(tmp_path, "claire", a_old.name) == a_old
     assert [p.name for p in rundir.list_runs(tmp_path)] == [a_old.name, a_new.name, b_new.name]
 
     with pytest.raises(ConfigError, match=r"expected a complete preprocessing run of actor 'anna' under .*found none"):
-        rundir.resolve_preproc_run(tmp_path, "anna", "latest")
+        _resolve(tmp_path, "anna", "latest")
     with pytest.raises(ConfigError, match=r"found the placeholder 'XXXXXX_XXXXXX_example'"):
-        rundir.resolve_preproc_run(tmp_path, "claire", "XXXXXX_XXXXXX_example")
+        _resolve(tmp_path, "claire", "XXXXXX_XXXXXX_example")
     with pytest.raises(ConfigError, match=rf"found none \(did you mean '{a_old.name}'\?\)"):
-        rundir.resolve_preproc_run(tmp_path, "claire", a_old.name[:-1] + "X")
+        _resolve(tmp_path, "claire", a_old.name[:-1] + "X")
     with pytest.raises(ConfigError, match=r"expected a preprocessing run of actor 'claire', found one of 'mark'"):
-        rundir.resolve_preproc_run(tmp_path, "claire", b_new.name)
+        _resolve(tmp_path, "claire", b_new.name)
     with pytest.raises(ConfigError, match=r"PREPROC_RUN_NAME_FULL\['claire'\]"):
-        rundir.resolve_preproc_run(tmp_path, "claire", "../escape")
+        _resolve(tmp_path, "claire", "../escape")
 
 
 def test_train_run_records_latest_preproc_run_resolved(tmp_path, configs):
     pre = _preproc(tmp_path / "pre", "claire", "example", NOW, configs)
     configs.train.PREPROC_ROOT = str(tmp_path / "pre")
     configs.train.PREPROC_RUN_NAME_FULL = {"claire": "latest", "mark": "latest"}
-    run = rundir.create_run_dir(tmp_path / "tr", "train", configs, stage="train", attach_log=False)
+    resolved = runs.resolved_preproc_runs(configs.train)
+    run = rundir.create_run_dir(tmp_path / "tr", "train", configs, stage="train", preproc_runs=resolved, attach_log=False)
     # mark has no preproc run yet: the name is recorded as written.
     assert read(run / "configs" / "preproc_info.json") == {
         "preproc_run_name_full": {"claire": pre.name, "mark": "latest"}
     }
+    # without preproc_runs the config's names are recorded as written
+    plain = rundir.create_run_dir(tmp_path / "tr", "plain", configs, stage="train", attach_log=False)
+    assert read(plain / "configs" / "preproc_info.json") == {"preproc_run_name_full": {"claire": "latest", "mark": "latest"}}
 
 
 def _dead_pid() -> int:
@@ -189,11 +200,11 @@ def test_staged_run_appears_only_when_complete(tmp_path, configs):
     (staged.path / "pca").mkdir()
     assert rundir.read_status(staged.path)["status"] == "running"
     assert rundir.list_runs(tmp_path, statuses=None) == [done]
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    assert _resolve(tmp_path, "claire", "latest") == done
     assert rundir.clean_stale_runs(tmp_path) == []  # its process (this one) is alive
     cm.__exit__(None, None, None)
     assert staged.final.is_dir() and not staged.path.exists()
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == staged.final
+    assert _resolve(tmp_path, "claire", "latest") == staged.final
 
 
 def test_failed_staged_run_leaves_nothing(tmp_path, configs):
@@ -224,9 +235,9 @@ def test_killed_staged_run_is_ignored_then_cleaned(tmp_path, configs):
     other_host = tmp_path / ".250909_140001_example.tmp"
     other_host.mkdir()
     rundir.write_status(other_host, "running", pid=1, host="another-machine")
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    assert _resolve(tmp_path, "claire", "latest") == done
     with pytest.raises(ConfigError):
-        rundir.resolve_preproc_run(tmp_path, "claire", killed.name)  # not a run name at all
+        _resolve(tmp_path, "claire", killed.name)  # not a run name at all
     assert rundir.clean_stale_runs(tmp_path) == [killed]
     assert not killed.exists() and other_host.is_dir() and done.is_dir()
 
@@ -239,13 +250,13 @@ def test_unfinished_runs_are_refused(tmp_path, configs, status):
                                 now=NOW + datetime.timedelta(hours=1), attach_log=False)
     if status is not None:
         rundir.write_status(bad, status, reason="boom" if status == "failed" else None)
-    assert rundir.resolve_preproc_run(tmp_path, "claire", "latest") == done
+    assert _resolve(tmp_path, "claire", "latest") == done
     assert rundir.list_runs(tmp_path) == [done] and rundir.list_runs(tmp_path, statuses=None) == [done, bad]
     found = "no run_status.json" if status is None else f"status '{status}'"
     with pytest.raises(RunError, match=rf"{bad}: expected a complete preprocessing run .*found {found}"):
-        rundir.resolve_preproc_run(tmp_path, "claire", bad.name)
+        _resolve(tmp_path, "claire", bad.name)
     import shutil
 
     shutil.rmtree(done)
     with pytest.raises(ConfigError, match=rf"found only unfinished ones \({bad.name}: {found}\)"):
-        rundir.resolve_preproc_run(tmp_path, "claire", "latest")
+        _resolve(tmp_path, "claire", "latest")

@@ -6,7 +6,9 @@ import soundfile as sf
 from ml_collections import ConfigDict
 
 from a2f_jax.train.dataset import Clip, Shot, TrainingData
-from a2f_jax.train.sampler_diffusion import DiffusionSampler, bucket_for, resample_target, resample_target_range
+from a2f_jax.train.sampler_diffusion import (
+    DiffusionSampler, DiffusionSamplerSettings, bucket_for, resample_target, resample_target_range, sampling_buckets,
+)
 
 SR = 16000
 FPS = 30.0
@@ -73,7 +75,7 @@ def data(tmp_path):
 
 
 def test_clip_item_range_and_target(data):
-    s = DiffusionSampler(data, _cfg(), None, 1, 0, augment=False)
+    s = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(_cfg()), 1, 0, augment=False)
     clip = data.clips[1]
     audio, y = s.clip_item(clip, None)
     # Frames 2..22 of the shot at 60 fps: 42 frames, linear (align_corners=False).
@@ -87,7 +89,7 @@ def test_clip_item_range_and_target(data):
 
 
 def test_subsegment_alignment(data):
-    s = DiffusionSampler(data, _cfg(), None, 1, 0, augment=False)
+    s = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(_cfg()), 1, 0, augment=False)
     audio, y = s.clip_item(data.clips[0], None)
     rng = np.random.default_rng(5)
     for _ in range(20):
@@ -106,7 +108,7 @@ def test_subsegment_alignment(data):
 
 
 def test_buckets_padding_and_masks(data):
-    s = DiffusionSampler(data, _cfg(), None, 2, 7)
+    s = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(_cfg()), 2, 7)
     for step in range(6):
         b = s.batch(step)
         T = b["y"].shape[1]
@@ -123,19 +125,19 @@ def test_buckets_padding_and_masks(data):
             np.testing.assert_allclose(np.diff(b["y"][i, :n, 0]), 0.5, atol=1e-4)
         np.testing.assert_array_equal(b["emotion"][:, 0], (b["shot_index"] == 1).astype(np.float32))
     # Batch 1 keeps the original's behaviour: the item's own length, no padding.
-    one = DiffusionSampler(data, _cfg(), None, 1, 7).batch(0)
+    one = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(_cfg()), 1, 7).batch(0)
     assert one["mask"].all() and one["y"].shape[1] == int(one["mask"].sum())
 
 
 def test_determinism_by_seed_and_step(data):
     cfg = _cfg(AUGMENT={"pitch_shift": {"p": 0.5}})
-    a = DiffusionSampler(data, cfg, None, 2, 3)
-    b = DiffusionSampler(data, cfg, None, 2, 3)
+    a = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(cfg), 2, 3)
+    b = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(cfg), 2, 3)
     for step in (4, 0, 4):  # order of calls does not matter: a pure function of (seed, step)
         x, y = a.batch(step), b.batch(step)
         for k in x:
             np.testing.assert_array_equal(x[k], y[k])
-    other = DiffusionSampler(data, cfg, None, 2, 4).batch(4)
+    other = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(cfg), 2, 4).batch(4)
     assert not np.array_equal(other["y"], a.batch(4)["y"]) or not np.array_equal(other["audio"], a.batch(4)["audio"])
     # An epoch visits every clip once.
     ids = np.concatenate([a.clip_ids(k) for k in range(a.batches_per_epoch)])
@@ -195,7 +197,7 @@ def test_planned_batch_equals_item_by_item_stream(tmp_path):
     """Planning every draw first (then building only the subsegment's frames) gives the batches of the
     item-by-item stream: the same batch for each (seed, step) as before the planning pass."""
     data = _data_with_muted(tmp_path)
-    s = DiffusionSampler(data, _cfg(**AUG), None, 4, 11)
+    s = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(_cfg(**AUG)), 4, 11)
     seen_muted = seen_shift = False
     for step in range(6):
         got, ref = s.batch(step), _sequential_batch(s, step)
@@ -214,7 +216,7 @@ def test_process_rows_concatenate_to_the_single_process_batch(tmp_path):
 
     data = _data_with_muted(tmp_path)
     cfg = _cfg(**AUG, SUBSEGMENT_MIN_FRAME=4, LENGTH_BUCKETS=[8, 16, 32])  # mixed lengths: T set by one process's rows
-    s = DiffusionSampler(data, cfg, None, 4, 5)
+    s = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(cfg), 4, 5)
     differs = False
     with ThreadPoolExecutor(2) as pool:
         for step in range(8):

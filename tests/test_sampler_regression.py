@@ -10,7 +10,7 @@ from ml_collections import ConfigDict
 
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.train.dataset import load_training_data
-from a2f_jax.train.sampler_regression import RegressionSampler, gather_batch
+from a2f_jax.train.sampler_regression import RegressionSampler, RegressionSamplerSettings, gather_batch
 
 SR = 16000
 FPS = 30.0
@@ -105,7 +105,7 @@ def test_targets_and_muted_shots(tiny):
 def test_sampler_counts_and_determinism(tiny):
     train, dataset, _ = tiny
     data = load_training_data(train, dataset)
-    s = RegressionSampler(data, train, dataset, batch_size=8, seed=43)
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), batch_size=8, seed=43)
     assert s.num_samples == (40 - 1) + (23 - 1) + (10 - 1)
     a, b = s.batch_index(5), s.batch_index(5)
     for k in a:
@@ -119,7 +119,7 @@ def test_sampler_counts_and_determinism(tiny):
 def test_windows_and_targets_at_fractional_timeshift(tiny):
     train, dataset, _ = tiny
     data = load_training_data(train, dataset)
-    s = RegressionSampler(data, train, dataset, batch_size=16, seed=1)
+    s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), batch_size=16, seed=1)
     step = 3
     idx = s.batch_index(step)
     out = jax.jit(gather_batch, static_argnums=2)(s.device, idx, 8320)

@@ -253,7 +253,7 @@ def test_allow_incomplete_exports_the_newest_intact_checkpoint(tmp_path, monkeyp
     exports the newest checkpoint that reads back whole, its zero-size parameters rebuilt (single emotion)."""
     import jax
     from a2f_jax.train.checkpoint import Checkpointer
-    from a2f_jax.train.trainer_regression import load_params
+    from a2f_jax.runs import TrainingRun
 
     stale = _params_bytes(np.full((2, 2), 7.0, np.float32))
     run = _training_run(tmp_path, status="interrupted", onnx=False, params=stale)
@@ -270,7 +270,7 @@ def test_allow_incomplete_exports_the_newest_intact_checkpoint(tmp_path, monkeyp
     exported = []
 
     def export(configs, run_dir, info):
-        exported.append(load_params(run_dir / "params.msgpack"))
+        exported.append(TrainingRun(run_dir).params())
         return BF._onnx_bytes("regression", ("claire",))
 
     monkeypatch.setattr(B, "_export_from_checkpoint", export)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from a2f_jax import config, rundir
+from a2f_jax.runs import TrainingRun
 from a2f_jax.data import synthetic
 
 from synth_workspace import synthetic_workspace
@@ -51,12 +52,14 @@ def workspace(tmp_path_factory):
         yield base
 
 
-def _train_resume(trainer, kind: str) -> pathlib.Path:
+def _train_resume(kind: str) -> pathlib.Path:
     """Two steps with a checkpoint at each, then a resume to three; returns the run folder."""
+    from a2f_jax.train.entry import train
+
     cf = _configs(kind)
-    run = trainer.train(cf, max_steps=2, show_progress=False)
+    run = train(cf, max_steps=2, show_progress=False)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2"]
-    resumed = trainer.train(cf, resume=str(run), max_steps=3, show_progress=False)
+    resumed = train(cf, resume=str(run), max_steps=3, show_progress=False)
     assert resumed == run and (run / "checkpoints" / "3").is_dir()
     assert rundir.read_status(run)["status"] == "complete"  # deploy requires a finished run
     return run
@@ -93,14 +96,13 @@ def _audio(cf) -> np.ndarray:
 
 def test_regression_single_emotion_end_to_end(workspace):
     from a2f_jax.infer import regression
-    from a2f_jax.train import trainer_regression as T
     from a2f_jax.deploy import bundle
 
-    run = _train_resume(T, "regression")
+    run = _train_resume("regression")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]
     assert info["explicit_emotions"] == [] and info["default_emotion"] == []
     assert (info["num_shapes_tongue"], info["result_jaw_size"], info["result_eyes_size"]) == (10, 15, 4)  # placeholders
-    emo = T.load_params(run / T.PARAMS_FILE)["net"]["linear_explicit_emo"]
+    emo = TrainingRun(run).params()["net"]["linear_explicit_emo"]
     # torch's Linear(0, 8): no weights, a bias that starts at zero and trains (the explicit embedding is the bias).
     assert emo["kernel"].shape == (0, 8) and np.all(np.isfinite(emo["bias"])) and np.any(emo["bias"] != 0)
 
@@ -121,10 +123,10 @@ def test_regression_single_emotion_end_to_end(workspace):
 
 def test_diffusion_single_emotion_end_to_end(workspace):
     from a2f_jax.infer import diffusion
-    from a2f_jax.train import trainer_diffusion as T
+    from a2f_jax.networks import diffusion as T
     from a2f_jax.deploy import bundle
 
-    run = _train_resume(T, "diffusion")
+    run = _train_resume("diffusion")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]
     assert info["emotions"] == [] and info["default_emotion"] == []
     assert (info["tongue_size"], info["jaw_size"], info["eyes_size"]) == (3 * 520, 15, 4)  # placeholders
@@ -184,10 +186,10 @@ def test_regression_refuses_a_channel_subset_before_training(workspace):
     """A subset of TARGET_CHANNELS (the original has no such network) is refused by the setup, before any
     training: the network would lack heads the deploy bundle's sizes still carry."""
     from a2f_jax.errors import ConfigError
-    from a2f_jax.train import trainer_regression as T
+    from a2f_jax.networks import regression as N
 
     with pytest.raises(ConfigError, match=r"TARGET_CHANNELS.*'skin_coeffs', 'jaw', 'eye'"):
-        T.build_setup(_configs("regression", "train.TARGET_CHANNELS=['skin_coeffs', 'jaw', 'eye']"))
+        N.build(_configs("regression", "train.TARGET_CHANNELS=['skin_coeffs', 'jaw', 'eye']"))
 
 
 def test_regression_net_with_every_head_empty_but_skin():

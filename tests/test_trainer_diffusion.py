@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from a2f_jax import config
-from a2f_jax.train import trainer_diffusion as T
+from a2f_jax.networks import diffusion as T
+from a2f_jax.runs import TrainingRun
+from a2f_jax.train.entry import train
 
 from synth_workspace import synthetic_workspace
 
@@ -41,15 +43,15 @@ def _max_diff(a, b) -> float:
 
 
 def test_resume_equals_uninterrupted_and_run_folder(synth_env):
-    full = T.train(_configs("train.RUN_NAME='full'"), max_steps=4, show_progress=False)
-    part = T.train(_configs("train.RUN_NAME='part'"), max_steps=2, show_progress=False)
+    full = train(_configs("train.RUN_NAME='full'"), max_steps=4, show_progress=False)
+    part = train(_configs("train.RUN_NAME='part'"), max_steps=2, show_progress=False)
     assert (part / "checkpoints" / "2").is_dir()
-    resumed = T.train(_configs("train.RUN_NAME='part'"), resume=str(part), max_steps=4, show_progress=False)
+    resumed = train(_configs("train.RUN_NAME='part'"), resume=str(part), max_steps=4, show_progress=False)
     assert resumed == part
-    a, b = T.load_params(full / T.PARAMS_FILE), T.load_params(part / T.PARAMS_FILE)
+    a, b = TrainingRun(full).params(), TrainingRun(part).params()
     assert _max_diff(a, b) <= 1e-6
     # Training moved the trainable params and left the frozen encoder front untouched.
-    init = T.init_params(T.build_setup(_configs()), jax.random.PRNGKey(42))
+    init = T.init(T.build(_configs()), jax.random.PRNGKey(42))
     front = ("audio_model", "feature_extractor")
     flat_a, flat_i = (dict(jax.tree_util.tree_flatten_with_path(p)[0]) for p in (a, init))
     moved = {tuple(str(getattr(k, "key", k)) for k in path): float(np.max(np.abs(np.asarray(flat_a[path]) - np.asarray(v))))
@@ -64,9 +66,9 @@ def test_resume_equals_uninterrupted_and_run_folder(synth_env):
     info = json.loads((full / "deploy/network_info.json").read_text())
     assert info["id"]["type"] == "diffusion" and info["params"]["emotions"] == ["joy", "anger", "sadness"]
     assert info["params"]["num_frames_center"] == 30 and info["params"]["gru_latent_dim"] == 64
-    net, params, model_def = T.load_run(full)
+    network, params, model_def = T.load_run(full)
     assert model_def["network"] == "diffusion_rnn" and _max_diff(params, a) == 0.0
-    assert net.cfg.output_dim == info["params"]["skin_size"] + info["params"]["tongue_size"] + 15 + 4
+    assert network.cfg.output_dim == info["params"]["skin_size"] + info["params"]["tongue_size"] + 15 + 4
     assert list(full.glob("events.out.tfevents.*"))
 
 
@@ -74,21 +76,21 @@ MULTI_DEVICE = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     from a2f_jax import config
-    from a2f_jax.train import trainer_diffusion as T, sharding
-    from a2f_jax.train.sampler_diffusion import DiffusionSampler
+    from a2f_jax.networks import diffusion as T
+    from a2f_jax.train import sharding
     cf = config.load(sys.argv[1], json.loads(sys.argv[2]) + ["train.BATCH_SIZE=8"])
-    setup = T.build_setup(cf)
-    sampler = DiffusionSampler(setup.data, cf.train, cf.dataset, 8, 43, clips=setup.train_clips)
-    params = T.init_params(setup, jax.random.PRNGKey(42))
-    opt, _, _ = T.make_optimizer(setup, params, sampler.batches_per_epoch)
+    setup = T.build(cf)
+    sampler = T.make_sampler(setup, 8, 43)
+    params = T.init(setup, jax.random.PRNGKey(42))
+    opt = T.make_optimizer(setup, params, sampler.batches_per_epoch).tx
     out = {}
     for n in (1, 8):
         mesh = sharding.make_mesh(jax.devices()[:n])
-        state = sharding.replicate({"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}, mesh)
+        state = sharding.replicate(T.init_state(setup, params, opt), mesh)
         consts = sharding.replicate(setup.consts, mesh)
-        step = jax.jit(T.make_train_step(setup, opt, 42))
+        step = jax.jit(T.make_train_step(setup, opt, seed=42))
         for k in range(2):
-            state, m = step(state, consts, sharding.shard_batch(sampler.batch(k), mesh))
+            state, m = step(state, {**sharding.shard_batch(sampler.batch(k), mesh), "constants": consts})
         out[n] = jax.device_get(state["params"])
         out[f"loss{n}"] = float(m["loss"])
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(out[1]), jax.tree_util.tree_leaves(out[8])))
@@ -116,10 +118,11 @@ def test_accumulation_sum_and_mean(synth_env, reduction):
     """
     k, g = 4, 1e-9
     cf = _configs(f"train.GRADIENT_ACCUMULATION_STEPS={k}", f"train.GRAD_ACCUM_REDUCTION='{reduction}'")
-    setup = T.build_setup(cf)
-    params = jax.eval_shape(lambda: T.init_params(setup, jax.random.PRNGKey(0)))
+    setup = T.build(cf)
+    params = jax.eval_shape(lambda: T.init(setup, jax.random.PRNGKey(0)))
     params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), params)
-    opt, schedule, _ = T.make_optimizer(setup, params, 8)
+    optimizer = T.make_optimizer(setup, params, 8)
+    opt = optimizer.tx
     state = opt.init(params)
     grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, g), params)
     update = jax.jit(opt.update)
@@ -130,14 +133,14 @@ def test_accumulation_sum_and_mean(synth_env, reduction):
         if i < k - 1:
             assert np.all(gru == 0)  # nothing applied before the K-th micro-step
     seen = k * g if reduction == "sum" else g
-    expected = -float(schedule(0)) * seen / (seen + 1e-8)
+    expected = -optimizer.learning_rate(0) * seen / (seen + 1e-8)
     np.testing.assert_allclose(gru, expected, rtol=1e-4)
     frozen = [np.asarray(u) for path, u in leaves if "feature_extractor" in str(path)]
     assert frozen and all(np.all(f == 0) for f in frozen)
 
 
 def test_bad_accumulation_reduction_is_rejected(synth_env):
-    setup = T.build_setup(_configs("train.GRADIENT_ACCUMULATION_STEPS=2", "train.GRAD_ACCUM_REDUCTION='max'"))
+    setup = T.build(_configs("train.GRADIENT_ACCUMULATION_STEPS=2", "train.GRAD_ACCUM_REDUCTION='max'"))
     params = {"gru": {"w": jnp.zeros(3)}}
     with pytest.raises(ValueError, match="GRAD_ACCUM_REDUCTION"):
         T.make_optimizer(setup, params, 8)
@@ -146,20 +149,20 @@ def test_bad_accumulation_reduction_is_rejected(synth_env):
 def test_learning_beats_mean_pose_baseline(synth_env):
     """Held-out lip vertex error of offline sampling (2 respaced steps) vs the mean pose, after a short training."""
     from a2f_jax.infer import metrics as M
-    from a2f_jax.train.sampler_diffusion import DiffusionSampler
+    from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
 
     cf = _configs("train.RUN_NAME='learn'", "train.BATCH_SIZE=4", "train.VALIDATION_PERIOD=150")
-    run = T.train(cf, max_steps=150, show_progress=False)
+    run = train(cf, max_steps=150, show_progress=False)
     _, params, _ = T.load_run(run)
-    setup = T.build_setup(cf)
-    sampler = DiffusionSampler(setup.data, cf.train, cf.dataset, 1, 0, clips=setup.val_clips, augment=False)
+    setup = T.build(cf)
+    sampler = DiffusionSampler(setup.data, DiffusionSamplerSettings.from_train_config(cf.train), 1, 0, clips=setup.val_clips, augment=False)
     assert len(setup.val_clips) == 3 and setup.lip_vertices
     model, base = [], []
     for clip in setup.val_clips:
         audio, y = sampler.clip_item(clip, None)
         a = setup.data.actors.index(clip.actor)
         emotion = setup.data.emotion_vector(clip.shot_index)
-        pred = T.predict_clip(setup, params, audio, len(y), a, emotion, bucket=[600])
+        pred = T.sample(setup, params, audio, len(y), a, emotion, bucket=[600])
         assert pred.shape == y.shape
         truth = T.unscale_skin(setup, y, a)
         mean_pose = np.repeat(np.asarray(setup.model_def["mean_geometry"], np.float32)[a][None], len(y), 0)

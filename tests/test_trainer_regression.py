@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from a2f_jax import config
-from a2f_jax.train import trainer_regression as T
+from a2f_jax.runs import TrainingRun
+from a2f_jax.train.entry import train
 
 from synth_workspace import synthetic_workspace
 
@@ -33,16 +34,16 @@ def _configs(*overrides):
 
 @pytest.fixture(scope="module")
 def short_run(synth_env):
-    return T.train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='full'"), max_steps=6, show_progress=False)
+    return train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='full'"), max_steps=6, show_progress=False)
 
 
 def test_resume_equals_uninterrupted(short_run):
     full = short_run
-    part = T.train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='part'"), max_steps=3, show_progress=False)
+    part = train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='part'"), max_steps=3, show_progress=False)
     assert (part / "checkpoints" / "3").is_dir()
-    resumed = T.train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='part'"), resume=str(part), max_steps=6, show_progress=False)
+    resumed = train(_configs("train.BATCH_SIZE=8", "train.RUN_NAME='part'"), resume=str(part), max_steps=6, show_progress=False)
     assert resumed == part
-    a, b = T.load_params(full / T.PARAMS_FILE), T.load_params(part / T.PARAMS_FILE)
+    a, b = TrainingRun(full).params(), TrainingRun(part).params()
     diffs = jax.tree_util.tree_map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)
     assert max(jax.tree_util.tree_leaves(diffs)) <= 1e-6
     # The run folder of spec §5.3 (orbax checkpoints instead of weights.pth).
@@ -58,26 +59,24 @@ MULTI_DEVICE = textwrap.dedent("""
     import json, sys
     import jax, numpy as np, optax
     from a2f_jax import config
-    from a2f_jax.train import trainer_regression as T, sharding
-    from a2f_jax.train.sampler_regression import RegressionSampler
+    from a2f_jax.networks import regression as N
+    from a2f_jax.train import sharding
     cf = config.load(sys.argv[1], ["train.BATCH_SIZE=8"])
-    setup = T.build_setup(cf)
-    sampler = RegressionSampler(setup.data, cf.train, cf.dataset, 8, 43, clips=setup.train_clips)
+    setup = N.build(cf)
+    sampler = N.make_sampler(setup, 8, 43)
     # Plain SGD: the parameter change is the (cross-device reduced) gradient itself. Adam would turn
     # float-rounding noise on near-zero gradients into full-size sign flips of its first updates.
     opt = optax.sgd(0.1)
     out = {}
     for n in (1, 8):
         mesh = sharding.make_mesh(jax.devices()[:n])
-        state, _ = T.init_state(setup, sampler.batches_per_epoch, 42)
-        state["opt_state"] = opt.init(state["params"])
-        state = sharding.replicate(state, mesh)
-        dev = sharding.replicate(sampler.device, mesh)
-        step = jax.jit(T.make_train_step(setup, opt, sampler.batches_per_epoch, 20, sampler.window, 42))
+        state = sharding.replicate(N.init_state(setup, N.init(setup, jax.random.PRNGKey(42)), opt), mesh)
+        step = jax.jit(N.make_train_step(setup, opt, sampler.batches_per_epoch, num_epochs=20, seed=42))
         losses = []
-        for k in range(2):
-            state, m = step(state, dev, sharding.shard_batch(sampler.batch_index(k), mesh))
-            losses.append(float(m["loss"]))
+        with N.feed(setup, sampler, mesh, 0, 2) as feed:
+            for k in range(2):
+                state, m = step(state, feed.batch(k))
+                losses.append(float(m["loss"]))
         out[n] = jax.device_get(state["params"])
         out[f"loss{n}"] = losses
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(out[1]), jax.tree_util.tree_leaves(out[8])))
@@ -101,7 +100,7 @@ def test_eight_devices_match_one_device(synth_env):
 def test_learning_beats_mean_pose_baseline(synth_env):
     from a2f_jax.infer import evaluate, regression
 
-    run = T.train(_configs("train.BATCH_SIZE=16", "train.RUN_NAME='learn'"), max_steps=300, show_progress=False)
+    run = train(_configs("train.BATCH_SIZE=16", "train.RUN_NAME='learn'"), max_steps=300, show_progress=False)
     pred = regression.from_run(run)
     res = evaluate.evaluate(_configs(), lambda a, fps, emo, n: pred.predict(a, fps=fps, emotion=emo, num_frames=n).skin)
     m = res["metrics"]

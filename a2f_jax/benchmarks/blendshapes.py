@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from a2f_jax.benchmarks import timeit
-from a2f_jax.infer.blendshapes import BlendshapeConfig, BlendshapeData, BlendshapeSolver
+from a2f_jax.blendshapes import BlendshapeConfig, BlendshapeData, BlendshapeSolver
 
 
 def _rig(num_poses: int, num_verts: int, seed: int = 0) -> tuple[BlendshapeData, np.random.Generator]:

@@ -73,6 +73,7 @@ def _ort_window(quick: bool) -> dict:
     from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.deploy import contract as C
     from a2f_jax.deploy.onnx_diffusion import export_diffusion
+    from a2f_jax.deploy.onnx_utils import ort_session
 
     net, params, model_def = _net(quick)
     c = net.cfg
@@ -88,7 +89,7 @@ def _ort_window(quick: bool) -> dict:
     repeats = 3 if quick else 5
     audio = (0.1 * np.random.default_rng(1).standard_normal(16000 + 8000 * (repeats + 1))).astype(np.float32)
     for threads in sorted({1, os.cpu_count() or 1}):
-        sess = load_session_bytes(data, threads)
+        sess = ort_session(data, threads)
 
         def window_fn(w, i, e, lat, nz, sess=sess):
             return tuple(sess.run(["prediction", "output_latents"], {"window": w, "identity": i, "emotion": np.ascontiguousarray(e),
@@ -99,16 +100,6 @@ def _ort_window(quick: bool) -> dict:
         result[f"threads_{threads}"] = _window_times(eng, audio, repeats)
     result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     return result
-
-
-def load_session_bytes(data: bytes, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 BENCHMARKS = {"jax_window": jax_window, "ort_window": _ort_window}

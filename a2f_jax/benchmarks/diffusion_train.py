@@ -29,7 +29,7 @@ def _setup(frames: int, batch: int, quick: bool, compute_dtype: str = "float32")
     from a2f_jax.models.audio_encoder import EncoderConfig
     from a2f_jax.models.precision import compute_dtype as resolve_dtype
     from a2f_jax.train import losses_diffusion as dl
-    from a2f_jax.train import trainer_diffusion as T
+    from a2f_jax.networks import diffusion as T
 
     if quick:
         vs, vt, ks, enc = 200, 20, 20, EncoderConfig(
@@ -51,7 +51,7 @@ def _setup(frames: int, batch: int, quick: bool, compute_dtype: str = "float32")
         shapes_mean=[rng.standard_normal((vs, 3)).astype(np.float32)],
         lip_dist_verts={"upper": [0, 1, 2, 3, 4], "lower": [5, 6, 7, 8, 9]}, eye_dist_verts={"lower": [10, 11]})
     diffusion = gd.create_diffusion(int(tcfg.DIFFUSION_STEPS), tcfg.DIFFUSION_NOISE_SCHEDULE, "")
-    setup = T.DiffusionSetup(ConfigDict({"train": tcfg}), None, [], [], net, cfg, {}, diffusion, consts, [], None)
+    setup = T.Setup(ConfigDict({"train": tcfg}), None, [], [], T.Network(net, {}), diffusion, consts, [], None)
     samples = int(frames / 60 * 16000)
     batch_arrays = {
         "audio": rng.standard_normal((batch, samples)).astype(np.float32) * 0.1,
@@ -70,21 +70,21 @@ def train_iteration(frames: int, batch: int, quick: bool, compute_dtype: str = "
         frames = min(frames, 30)
     setup, arrays, T = _setup(frames, batch, quick, compute_dtype)
     t0 = time.perf_counter()
-    params = T.init_params(setup, jax.random.PRNGKey(0))
+    params = T.init(setup, jax.random.PRNGKey(0))
     init_s = time.perf_counter() - t0
-    opt, _, _ = T.make_optimizer(setup, params, 100)
+    opt = T.make_optimizer(setup, params, 100).tx
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params)}
     # The state is donated each call, as in the trainer.
-    step = jax.jit(T.make_train_step(setup, opt, 42), donate_argnums=(0,))
+    step = jax.jit(T.make_train_step(setup, opt, seed=42), donate_argnums=(0,))
     consts = jax.device_put(setup.consts)
-    batch_dev = jax.device_put(arrays)
+    batch_dev = {**jax.device_put(arrays), "constants": consts}  # the loss constants travel with the batch
     holder = {"state": state}
     c0, t0 = time.process_time(), time.perf_counter()
-    compiled = step.lower(state, consts, batch_dev).compile()
+    compiled = step.lower(state, batch_dev).compile()
     flops = compiled_flops(compiled)
 
     def run() -> None:
-        holder["state"], metrics = compiled(holder["state"], consts, batch_dev)
+        holder["state"], metrics = compiled(holder["state"], batch_dev)
         jax.block_until_ready(metrics["loss"])
 
     run()
@@ -112,7 +112,7 @@ def train_iteration(frames: int, batch: int, quick: bool, compute_dtype: str = "
         "cpu_s_per_iter": round(cpu_s, 3),
         "frames_per_s": round(frames * batch / best, 1),
         "gflop_per_iter": round(flops / 1e9, 1), "achieved_gflops": round(flops / best / 1e9, 1),
-        "loss_finite": bool(np.isfinite(float(jax.device_get(compiled(holder["state"], consts, batch_dev)[1]["loss"])))),
+        "loss_finite": bool(np.isfinite(float(jax.device_get(compiled(holder["state"], batch_dev)[1]["loss"])))),
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(), "compute_dtype": compute_dtype,
     }
 

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax.benchmarks import timeit
-from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, AudioEncoder, EncoderConfig, random_init
+from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, AudioEncoder, EncoderConfig
+from a2f_jax.models.encoder_weights import random_init
 
 _TINY = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, conv_dim=(32,) * 7,
              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)

@@ -84,14 +84,14 @@ def diffusion_host_batch(quick: bool) -> dict:
     import jax
 
     from a2f_jax.train.prefetch import default_threads
-    from a2f_jax.train.sampler_diffusion import DiffusionSampler
+    from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
 
     out: dict[str, Any] = {"target_dim": 64 if quick else TARGET_DIM, "clip_frames_30fps": list((40, 55, 70) if quick else EXAMPLE_FRAMES)}
     with tempfile.TemporaryDirectory() as tmp:
         data = _dataset(pathlib.Path(tmp), quick)
         for batch in ((1, 4) if quick else (1, 4, 16)):
             tcfg = _config(batch, quick)
-            sampler = DiffusionSampler(data, tcfg, None, batch, 43)
+            sampler = DiffusionSampler(data, DiffusionSamplerSettings.from_train_config(tcfg), batch, 43)
             threads = default_threads(batch)
             pool = ThreadPoolExecutor(threads) if threads > 1 else None
             try:

@@ -20,7 +20,8 @@ from a2f_jax.benchmarks import compiled_flops, peak_rss_mb, timeit
 
 def _setup(quick: bool, compute_dtype: str = "float32"):
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE
-    from a2f_jax.train import losses, regression_model
+    from a2f_jax.networks import regression as N
+    from a2f_jax.train import losses
 
     ks, kt, verts, n_emo = (16, 4, 500, 4) if quick else (272, 10, 24002, 10)
     enc = TORCHAUDIO_WAV2VEC2_BASE.extract_features_mode()
@@ -33,7 +34,7 @@ def _setup(quick: bool, compute_dtype: str = "float32"):
           "implicit_emotion_len": 16, "explicit_emo_emb_len": 8}
     params = {**hp, "explicit_emotions": [f"e{i}" for i in range(n_emo)], "num_shapes_skin": ks,
               "num_shapes_tongue": kt, "result_jaw_size": 15, "result_eyes_size": 4}
-    model = regression_model.build(params, enc, compute_dtype=compute_dtype)
+    model = N.build_network(params, enc, compute_dtype=compute_dtype)
     rng = np.random.default_rng(0)
     shapes = (rng.standard_normal((ks, verts, 3)) / np.sqrt(verts)).astype(np.float32)
     mean = rng.standard_normal((verts, 3)).astype(np.float32)
@@ -45,7 +46,7 @@ def _setup(quick: bool, compute_dtype: str = "float32"):
     geometry = losses.prepare_loss_geometry(shapes, mean, lip_dist_verts=lips, eye_dist_verts=eyes)
     train_cfg = types.SimpleNamespace(LEARNING_RATE=2e-4, get=lambda k, d=None: {"LR_STEP_GAMMA": 0.994}.get(k, d))
     setup = types.SimpleNamespace(
-        configs=types.SimpleNamespace(train=train_cfg), model=model, loss_cfg=losses.RegressionLossConfig(),
+        configs=types.SimpleNamespace(train=train_cfg), network=model, loss_cfg=losses.RegressionLossConfig(),
         geometry=geometry, lip_dist_weights=None, phonemes=None,
         data=types.SimpleNamespace(channel_sizes={"skin_coeffs": ks, "tongue_coeffs": kt, "jaw": 15, "eye": 4},
                                    num_frames_total=22359 if not quick else 500),
@@ -55,16 +56,17 @@ def _setup(quick: bool, compute_dtype: str = "float32"):
 
 def train_step(quick: bool, compute_dtype: str = "float32") -> dict:
     from a2f_jax.models import emotion_db
-    from a2f_jax.train import optim, trainer_regression as T
+    from a2f_jax.networks import regression as N
+    from a2f_jax.train import optim
     from a2f_jax.train.sampler_regression import DeviceDataset
 
     setup, d, n_emo = _setup(quick, compute_dtype)
     b, s, w = (4, 2, 8320) if quick else (32, 2, 8320)
     frames = setup.data.num_frames_total
     key = jax.random.PRNGKey(0)
-    net_params = setup.model.init_params(key)
+    net_params = setup.network.init_params(key)
     params = {"net": net_params, "emo_db": emotion_db.init_emotion_db(key, frames)}
-    opt = optim.regression_optimizer(2e-4, 1.0, 0.994, 697, T.param_labels(params, True))
+    opt = optim.regression_optimizer(2e-4, 1.0, 0.994, 697, N.param_labels(params, True))
     from a2f_jax.train import losses
 
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt.init(params), "norm": losses.init_normalizer_state()}
@@ -84,15 +86,15 @@ def train_step(quick: bool, compute_dtype: str = "float32") -> dict:
                 "explicit_emo": np.zeros((b, s, n_emo), np.float32), "x_norm_factor": np.ones(b, np.float32),
                 "shot_index": np.zeros(b, np.int32)}
 
-    step = jax.jit(T.make_train_step(setup, opt, 697, 50, w, 42), donate_argnums=(0,))
+    step = jax.jit(N.make_train_step(setup, opt, 697, num_epochs=50, seed=42), donate_argnums=(0,))
     t0 = time.perf_counter()
-    compiled = step.lower(state, dev, index(0)).compile()
+    compiled = step.lower(state, {"dataset": dev, "index": index(0)}).compile()
     compile_s = time.perf_counter() - t0
     holder = {"state": state, "k": 0, "loss": None}
 
     def run():
         holder["k"] += 1
-        holder["state"], m = compiled(holder["state"], dev, index(holder["k"]))
+        holder["state"], m = compiled(holder["state"], {"dataset": dev, "index": index(holder["k"])})
         holder["loss"] = jax.block_until_ready(m["loss"])
 
     t = timeit(run, repeats=2 if quick else 5, warmup=1)
@@ -121,8 +123,8 @@ def inference(quick: bool, compute_dtype: str = "float32") -> dict:
     FLOPs per frame over the machine's matmul rate, reported as `offline_realtime_factor_ceiling`.
     """
     setup, d, n_emo = _setup(quick, compute_dtype)
-    params = setup.model.init_params(jax.random.PRNGKey(0))
-    fn = jax.jit(lambda a, e: setup.model.apply_eval(params, a, e, None))
+    params = setup.network.init_params(jax.random.PRNGKey(0))
+    fn = jax.jit(lambda a, e: setup.network.apply_eval(params, a, e, None))
     out = {}
     for batch in (1, 64):
         a = jnp.zeros((batch, 1, 8320), jnp.float32)

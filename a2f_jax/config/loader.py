@@ -61,7 +61,7 @@ class Configs:
     def from_dict(cls, data: Mapping) -> "Configs":
         configs = data["configs"]
         return cls(
-            **{name: ml_collections.ConfigDict(dict(configs[name])) for name in CONFIG_TYPES},
+            **{name: locked(ml_collections.ConfigDict(dict(configs[name]))) for name in CONFIG_TYPES},
             network_type=data["network_type"],
             modifiers={name: dict(data.get("modifiers", {}).get(name, {})) for name in CONFIG_TYPES},
             config_dir=None if data.get("config_dir") is None else pathlib.Path(data["config_dir"]),
@@ -70,6 +70,13 @@ class Configs:
     @classmethod
     def from_json(cls, text: str) -> "Configs":
         return cls.from_dict(json.loads(text))
+
+
+def locked(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`cfg` locked: its keys (and those of its nested dicts) are fixed, so setting a misspelt key raises
+    instead of adding one that nothing reads; existing keys stay editable (tests and benchmarks set them)."""
+    cfg.lock()
+    return cfg
 
 
 def _load_module(path: pathlib.Path) -> types.ModuleType:
@@ -157,6 +164,7 @@ def load(
 
     `network_type` forces the train/inference bases; otherwise config_train's NETWORK_TYPE decides.
     Raises ConfigError naming the file and key for unknown keys, wrong types and missing actor values.
+    The resolved configs are locked (see `locked`).
     """
     directory = None if config_dir is None else pathlib.Path(config_dir).resolve()
     if directory is not None and not directory.is_dir():
@@ -188,6 +196,6 @@ def load(
         modifiers[name] = to_json_types(merged_mod)
         if name == "dataset":
             _check_actors(merged, str(paths[name]) if file_mods[name] is not None else "dataset config")
-        resolved[name] = ml_collections.ConfigDict(expand_paths(merged))
+        resolved[name] = locked(ml_collections.ConfigDict(expand_paths(merged)))
 
     return Configs(**resolved, network_type=chosen, modifiers=modifiers, config_dir=directory)

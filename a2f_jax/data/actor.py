@@ -1,9 +1,11 @@
 """One actor's dataset files (config_dataset keys), with the original's defaults for what is absent.
 
-Per-actor config values are dicts keyed by actor name; a missing key or None means "not provided".
-Defaults follow spec_data_preproc §3.6 / §6.12: lip-open and eye-close deltas are zeros [V, 3],
-jaw neutral zeros (5, 3), blink keys zeros (10,), saccades zeros (5000, 2). Vertex lists, the tongue
-and the jaw/eye animation stay None when absent (training then uses placeholders or skips losses).
+`ActorSettings.from_configs` reads the actor's entries of the dataset (and preproc) config once, at the
+edge; `ActorData.load` and the emotion lookups take those typed settings, never a config. Per-actor config
+values are dicts keyed by actor name; a missing actor or None means "not provided". Defaults (see
+docs/dataset_format.md): lip-open and eye-close deltas are zeros [V, 3]; jaw neutral, blink keys and
+saccades are zeros of the preproc config's DEFAULT_*_SHAPE. Vertex lists, the tongue and the jaw/eye
+animation stay None when absent (training then uses placeholders or skips losses).
 """
 
 from __future__ import annotations
@@ -18,18 +20,29 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from a2f_jax.config import preproc as preproc_base
 from a2f_jax.data import caches
 from a2f_jax.errors import ConfigError, DataError, describe
 
-DEFAULT_JAW_KEYPOINTS_SHAPE = (5, 3)
-DEFAULT_EYE_BLINK_KEYS_SHAPE = (10,)
-DEFAULT_EYE_SACCADE_ROT_SHAPE = (5000, 2)
-DEFAULT_EMOTION = "neutral"
+# A shot whose name holds no emotion name (and that SHOT_EMOTION_MAP does not list) is this emotion.
+FALLBACK_EMOTION = "neutral"
+
+# The per-actor file and folder keys of config_dataset that ActorData reads.
+ACTOR_FILE_KEYS = (
+    "AUDIO_ROOT", "SKIN_CACHE_ROOT", "SKIN_NEUTRAL_FPATH", "SKIN_LIP_OPEN_POSE_DELTA_FPATH",
+    "SKIN_EYE_CLOSE_POSE_DELTA_FPATH", "SKIN_LIP_DIST_VERTEX_LIST_FPATH", "SKIN_LIP_SIZE_VERTEX_LIST_FPATH",
+    "SKIN_EYE_DIST_VERTEX_LIST_FPATH", "TONGUE_CACHE_ROOT", "TONGUE_NEUTRAL_FPATH", "TONGUE_RIGID_VERTEX_LIST_FPATH",
+    "JAW_KEYPOINTS_NEUTRAL_FPATH", "JAW_ANIM_DATA_FPATH", "EYE_ANIM_DATA_FPATH", "EYE_BLINK_KEYS_FPATH",
+    "EYE_SACCADE_ROTATIONS_FPATH", "BLENDSHAPE_SKIN_FPATH", "BLENDSHAPE_SKIN_CONFIG_FPATH", "BLENDSHAPE_TONGUE_FPATH",
+    "BLENDSHAPE_TONGUE_CONFIG_FPATH",
+)
+# What a dataset check still reads when the other files fail to load (the caches and the audio).
+CORE_FILE_KEYS = ("AUDIO_ROOT", "SKIN_CACHE_ROOT")
 
 
 def actor_value(cfg: Any, key: str, actor: str) -> Any:
-    """`cfg[key].get(actor)`, tolerating a missing key, a None dict, or a ConfigDict."""
-    table = _get(cfg, key)
+    """`cfg[key].get(actor)`: the actor's entry of a per-actor config dict (None: the actor has none)."""
+    table = cfg[key]
     if table is None:
         return None
     if not hasattr(table, "get"):
@@ -37,12 +50,53 @@ def actor_value(cfg: Any, key: str, actor: str) -> Any:
     return table.get(actor)
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if hasattr(cfg, "get"):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
+@dataclasses.dataclass(frozen=True)
+class ShotEmotions:
+    """How shots map to emotions: config_dataset's SHOT_EMOTION_NAMES and SHOT_EMOTION_MAP."""
+
+    names: tuple[str, ...]
+    # (actor, shot, emotion) entries as configured (checked when looked up, so a dataset check lists them all)
+    overrides: tuple[Any, ...]
+
+    @classmethod
+    def from_configs(cls, dataset: Any) -> "ShotEmotions":
+        """From config_dataset (map entries may be tuples or lists: configs arrive through JSON)."""
+        return cls(tuple(dataset["SHOT_EMOTION_NAMES"]), tuple(dataset["SHOT_EMOTION_MAP"] or ()))
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorSettings:
+    """Everything `ActorData.load` needs to know about one actor from the configs."""
+
+    actor: str
+    files: Mapping[str, str]  # ACTOR_FILE_KEYS the actor has an entry for -> the configured path
+    emotions: ShotEmotions
+    skin_cache_shots: tuple[str, ...]  # preproc SKIN_CACHE_SHOTS[actor]; empty: every shot of the cache
+    tongue_cache_shots: tuple[str, ...]  # preproc TONGUE_CACHE_SHOTS[actor]; likewise
+    # Shapes of the zeros used for absent files (preproc DEFAULT_*_SHAPE).
+    jaw_keypoints_shape: tuple[int, ...]
+    eye_blink_keys_shape: tuple[int, ...]
+    eye_saccade_rot_shape: tuple[int, ...]
+
+    @classmethod
+    def from_configs(cls, dataset: Any, actor: str, preproc: Any = None) -> "ActorSettings":
+        """From config_dataset and config_preproc (None: the preproc base)."""
+        preproc = preproc_base.base_dict() if preproc is None else preproc
+        files = {key: actor_value(dataset, key, actor) for key in ACTOR_FILE_KEYS}
+        return cls(
+            actor=actor,
+            files={key: str(value) for key, value in files.items() if value is not None},
+            emotions=ShotEmotions.from_configs(dataset),
+            skin_cache_shots=tuple(actor_value(preproc, "SKIN_CACHE_SHOTS", actor) or ()),
+            tongue_cache_shots=tuple(actor_value(preproc, "TONGUE_CACHE_SHOTS", actor) or ()),
+            jaw_keypoints_shape=tuple(int(n) for n in preproc["DEFAULT_JAW_KEYPOINTS_SHAPE"]),
+            eye_blink_keys_shape=tuple(int(n) for n in preproc["DEFAULT_EYE_BLINK_KEYS_SHAPE"]),
+            eye_saccade_rot_shape=tuple(int(n) for n in preproc["DEFAULT_EYE_SACCADE_ROT_SHAPE"]),
+        )
+
+    def core_only(self) -> "ActorSettings":
+        """These settings with only the skin caches and the audio (CORE_FILE_KEYS)."""
+        return dataclasses.replace(self, files={k: v for k, v in self.files.items() if k in CORE_FILE_KEYS})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -50,14 +104,12 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
-def shot_emotion(cfg_dataset: Any, actor: str, shot: str) -> str:
-    """Spec §1.8: SHOT_EMOTION_MAP entry, else the first SHOT_EMOTION_NAMES substring, else "neutral".
-
-    An emotion named by SHOT_EMOTION_MAP must be in SHOT_EMOTION_NAMES (ConfigError otherwise).
-    Map entries may be tuples or lists (configs arrive through JSON).
-    """
-    names = list(_get(cfg_dataset, "SHOT_EMOTION_NAMES", None) or [])
-    for entry in _get(cfg_dataset, "SHOT_EMOTION_MAP", None) or []:
+def shot_emotion(emotions: ShotEmotions, actor: str, shot: str) -> str:
+    """The shot's SHOT_EMOTION_MAP entry, else the first SHOT_EMOTION_NAMES substring of its name, else
+    FALLBACK_EMOTION (docs/dataset_format.md). An emotion named by SHOT_EMOTION_MAP must be in
+    SHOT_EMOTION_NAMES (ConfigError otherwise)."""
+    names = list(emotions.names)
+    for entry in emotions.overrides:
         if len(entry) != 3:
             raise ConfigError(
                 describe("config_dataset.SHOT_EMOTION_MAP", None, "(actor, shot, emotion) entries", repr(entry))
@@ -77,13 +129,13 @@ def shot_emotion(cfg_dataset: Any, actor: str, shot: str) -> str:
     for name in names:
         if name in shot:
             return name
-    return DEFAULT_EMOTION
+    return FALLBACK_EMOTION
 
 
-def check_emotion_known(cfg_dataset: Any, actor: str, shot: str) -> str:
-    """shot_emotion, but also reject the "neutral" fallback when "neutral" is not a known emotion."""
-    emotion = shot_emotion(cfg_dataset, actor, shot)
-    names = list(_get(cfg_dataset, "SHOT_EMOTION_NAMES", None) or [])
+def check_emotion_known(emotions: ShotEmotions, actor: str, shot: str) -> str:
+    """shot_emotion, but also reject the fallback when it is not a known emotion."""
+    emotion = shot_emotion(emotions, actor, shot)
+    names = list(emotions.names)
     if emotion not in names:
         raise ConfigError(
             describe(
@@ -233,6 +285,7 @@ class ActorData:
     blendshapes_tongue: dict[str, np.ndarray] | None
     blendshapes_tongue_config: dict | None
     paths: dict[str, pathlib.Path | None]
+    settings: ActorSettings
 
     @property
     def has_tongue(self) -> bool:
@@ -240,20 +293,21 @@ class ActorData:
         return self.tongue_neutral is not None and self.tongue_rigid_verts is not None and self.paths.get("TONGUE_CACHE_ROOT") is not None
 
     @classmethod
-    def load(cls, cfg_dataset: Any, actor: str, cfg_preproc: Any = None) -> "ActorData":
+    def load(cls, settings: ActorSettings) -> "ActorData":
+        actor = settings.actor
         paths: dict[str, pathlib.Path | None] = {}
 
         def path_of(key: str) -> pathlib.Path | None:
-            value = actor_value(cfg_dataset, key, actor)
+            value = settings.files.get(key)
             paths[key] = None if value is None else _exists(value, key, actor)
             return paths[key]
 
-        jaw_shape = tuple(_get(cfg_preproc, "DEFAULT_JAW_KEYPOINTS_SHAPE", DEFAULT_JAW_KEYPOINTS_SHAPE))
-        blink_shape = tuple(_get(cfg_preproc, "DEFAULT_EYE_BLINK_KEYS_SHAPE", DEFAULT_EYE_BLINK_KEYS_SHAPE))
-        saccade_shape = tuple(_get(cfg_preproc, "DEFAULT_EYE_SACCADE_ROT_SHAPE", DEFAULT_EYE_SACCADE_ROT_SHAPE))
+        jaw_shape = settings.jaw_keypoints_shape
+        blink_shape = settings.eye_blink_keys_shape
+        saccade_shape = settings.eye_saccade_rot_shape
 
         skin_root = path_of("SKIN_CACHE_ROOT")
-        audio_root = actor_value(cfg_dataset, "AUDIO_ROOT", actor)
+        audio_root = settings.files.get("AUDIO_ROOT")
         paths["AUDIO_ROOT"] = None if audio_root is None else pathlib.Path(os.path.expandvars(str(audio_root)))
 
         neutral_path = path_of("SKIN_NEUTRAL_FPATH")
@@ -352,24 +406,21 @@ class ActorData:
             blendshapes_tongue=bs_tongue,
             blendshapes_tongue_config=bs_tongue_cfg,
             paths=paths,
+            settings=settings,
         )
 
-    def skin_shots(self, cfg_preproc: Any = None) -> list[str]:
+    def skin_shots(self) -> list[str]:
         """SKIN_CACHE_SHOTS[actor] if configured, else every entry of the skin cache root."""
-        chosen = actor_value(cfg_preproc, "SKIN_CACHE_SHOTS", self.actor) if cfg_preproc is not None else None
+        chosen = self.settings.skin_cache_shots
         root = self.paths.get("SKIN_CACHE_ROOT")
         if chosen:
             return list(chosen)
         return caches.list_shots(root) if root is not None else []
 
-    def tongue_shots(self, cfg_preproc: Any = None) -> list[str]:
-        chosen = actor_value(cfg_preproc, "TONGUE_CACHE_SHOTS", self.actor) if cfg_preproc is not None else None
+    def tongue_shots(self) -> list[str]:
+        chosen = self.settings.tongue_cache_shots
         root = self.paths.get("TONGUE_CACHE_ROOT")
         if chosen:
             return list(chosen)
         return caches.list_shots(root) if root is not None else []
 
-
-def emotion_map(cfg_dataset: Any) -> Mapping[tuple[str, str], str]:
-    """SHOT_EMOTION_MAP as a dict (actor, shot) -> emotion."""
-    return {(a, s): e for a, s, e in (_get(cfg_dataset, "SHOT_EMOTION_MAP", None) or [])}

@@ -19,11 +19,8 @@ import numpy as np
 import soundfile
 
 from a2f_jax.data import audio, caches
-from a2f_jax.data.actor import ActorData, actor_value, check_emotion_known, check_vertex_count
+from a2f_jax.data.actor import ActorData, ActorSettings, actor_value, check_emotion_known, check_vertex_count
 from a2f_jax.errors import A2FError, DataError, describe
-
-
-_CORE_KEYS = ("AUDIO_ROOT", "SKIN_CACHE_ROOT", "SHOT_EMOTION_NAMES", "SHOT_EMOTION_MAP", "CACHE_FPS", "ACTOR_NAMES")
 
 
 @dataclasses.dataclass
@@ -103,13 +100,17 @@ def _clips_for_actor(cfg_train: Any, actor: str) -> list[tuple]:
 def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc: Any = None, report: Report | None = None) -> Report:
     report = report if report is not None else Report()
     try:
-        data = ActorData.load(cfg_dataset, actor, cfg_preproc)
+        settings = ActorSettings.from_configs(cfg_dataset, actor, cfg_preproc)
+    except A2FError as err:
+        report.errors.append(str(err))
+        return report
+    try:
+        data = ActorData.load(settings)
     except A2FError as err:
         report.errors.append(str(err))
         # Go on with the caches and audio alone, so one run lists every problem.
-        core = {key: cfg_dataset.get(key) for key in _CORE_KEYS}
         try:
-            data = ActorData.load(core, actor, cfg_preproc)
+            data = ActorData.load(settings.core_only())
         except A2FError:
             return report
     fps = actor_value(cfg_dataset, "CACHE_FPS", actor)
@@ -133,7 +134,7 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
                 report.errors.append(describe(data.paths[label], name, f"[{count}, 3]", str(list(shapes[name].shape))))
 
     skin_root = data.paths.get("SKIN_CACHE_ROOT")
-    shots = data.skin_shots(cfg_preproc)
+    shots = data.skin_shots()
     if not shots:
         report.errors.append(describe(skin_root, f"SKIN_CACHE_ROOT[{actor}]", "at least one shot", "none"))
         return report
@@ -152,7 +153,7 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
     tongue_root = data.paths.get("TONGUE_CACHE_ROOT")
     if tongue_root is not None:
         num_tongue = None if data.tongue_neutral is None else data.tongue_neutral.shape[0]
-        for shot in data.tongue_shots(cfg_preproc):
+        for shot in data.tongue_shots():
             try:
                 path = caches.find_cache_file(tongue_root, shot)
                 x = caches.read_cache(path)
@@ -182,7 +183,7 @@ def check_actor(cfg_dataset: Any, actor: str, cfg_train: Any = None, cfg_preproc
     emotions: dict[str, str] = {}
     for shot in shots:
         try:
-            emotions[shot] = check_emotion_known(cfg_dataset, actor, shot)
+            emotions[shot] = check_emotion_known(data.settings.emotions, actor, shot)
         except A2FError as err:
             report.errors.append(str(err))
 

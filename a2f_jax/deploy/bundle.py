@@ -18,10 +18,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from a2f_jax import rundir
-from a2f_jax.errors import ConfigError, DataError, RunError, describe
-from a2f_jax.io_utils import atomic_dir
 from a2f_jax.deploy import check as bundle_check
 from a2f_jax.deploy import contract as C
+from a2f_jax.errors import ConfigError, DataError, RunError, describe
+from a2f_jax.io_utils import atomic_dir
+from a2f_jax.models import diffusion_rnn, regression
+from a2f_jax.runs import Bundle, PreprocRun, TrainingRun, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def model_config(network_type: str, config: Mapping[str, Any] | None, emo_specs:
                 raise ConfigError(describe("config_inference", "CONFIG.source_frame", f"an integer in [0, {emo_specs[shot][1]})", repr(frame)))
         out["source_shot"], out["source_frame"] = str(shot), int(frame)
     elif network_type != "diffusion":
-        raise ConfigError(describe("network_info.json", "id.type", f"one of {C.NETWORK_TYPES}", repr(network_type)))
+        raise ConfigError(describe(Bundle.NETWORK_INFO, "id.type", f"one of {C.NETWORK_TYPES}", repr(network_type)))
     return {"config": out}
 
 
@@ -174,25 +176,25 @@ def write_bundle(
     kind = info["id"]["type"]
     actors = list(info["params"]["identities"])
     if sorted(model_data) != sorted(actors):
-        raise DataError(describe("network_info.json", "params.identities", f"model data for exactly {actors}", str(sorted(model_data))))
+        raise DataError(describe(Bundle.NETWORK_INFO, "params.identities", f"model data for exactly {actors}", str(sorted(model_data))))
     if kind == "regression" and emo_db is None:
-        raise DataError(describe("training run", "implicit_emo_db.npz", "an implicit emotion DB (regression)", "none"))
+        raise DataError(describe("training run", Bundle.EMO_DB, "an implicit emotion DB (regression)", "none"))
     blendshapes = blendshapes or {}
 
     with atomic_dir(out_dir) as tmp:
         # network.onnx first: a bundle without its network is useless, fail early
-        _write_onnx(tmp / "network.onnx", onnx_model)
-        _write_json(tmp / "network_info.json", info)
-        _write_json(tmp / "trt_info.json", dict(trt_info) if trt_info is not None else C.trt_info(info))
+        _write_onnx(tmp / Bundle.NETWORK_ONNX, onnx_model)
+        _write_json(tmp / Bundle.NETWORK_INFO, info)
+        _write_json(tmp / Bundle.TRT_INFO, dict(trt_info) if trt_info is not None else C.trt_info(info))
         emo_specs = None
         if kind == "regression":
             emo = emo_db_arrays(emo_db)
-            _savez(tmp / "implicit_emo_db.npz", emo)
+            _savez(tmp / Bundle.EMO_DB, emo)
             emo_specs = {n.decode(): (int(s), int(k)) for n, s, k in zip(emo["emo_spec_names"], emo["emo_spec_start"], emo["emo_spec_size"])}
         bs_entries: list[dict] = []
         for actor in actors:
-            _write_json(tmp / C.model_config_name(kind, actor), model_config(kind, inference_config, emo_specs))
-            _savez(tmp / C.model_data_name(kind, actor), model_data_arrays(model_data[actor]))
+            _write_json(tmp / Bundle.model_config_name(kind, actor), model_config(kind, inference_config, emo_specs))
+            _savez(tmp / Bundle.model_data_name(kind, actor), model_data_arrays(model_data[actor]))
             entry: dict[str, dict[str, str]] = {}
             for part in ("skin", "tongue"):
                 if part not in blendshapes.get(actor, {}):
@@ -200,14 +202,14 @@ def write_bundle(
                 data_src, cfg_src = (pathlib.Path(p) for p in blendshapes[actor][part])
                 if not (data_src.is_file() and cfg_src.is_file()):
                     continue  # the original copies a pair only when both files exist
-                data_name, cfg_name = f"bs_{part}_{actor}.npz", f"bs_{part}_config_{actor}.json"
+                data_name, cfg_name = Bundle.blendshape_names(actor, part)
                 shutil.copyfile(data_src, tmp / data_name)
                 shutil.copyfile(cfg_src, tmp / cfg_name)
                 entry[part] = {"config": cfg_name, "data": data_name}
             bs_entries.append(entry)
-        _write_json(tmp / "model.json", model_json(kind, actors, bs_entries))
+        _write_json(tmp / Bundle.MODEL_JSON, model_json(kind, actors, bs_entries))
         readme = C.readme_text(kind, len(actors))
-        (tmp / "README.md").write_text(readme + ("\n\n" + readme_extra.strip() + "\n" if readme_extra.strip() else ""))
+        (tmp / Bundle.README).write_text(readme + ("\n\n" + readme_extra.strip() + "\n" if readme_extra.strip() else ""))
         if check:
             violations = bundle_check.check_bundle(tmp, run_onnx=run_onnx)
             for v in violations:
@@ -223,15 +225,15 @@ def write_bundle(
 
 def model_json(kind: str, actors: list[str], bs_entries: list[dict]) -> dict:
     """model.json with the original's key order."""
-    out: dict[str, Any] = {"networkInfoPath": "network_info.json", "networkPath": "network.trt"}
+    out: dict[str, Any] = {"networkInfoPath": Bundle.NETWORK_INFO, "networkPath": Bundle.NETWORK_TRT}
     if kind == "regression":
-        out["modelConfigPath"] = C.model_config_name(kind, actors[0])
-        out["modelDataPath"] = C.model_data_name(kind, actors[0])
-        out["emotionDatabasePath"] = "implicit_emo_db.npz"
+        out["modelConfigPath"] = Bundle.model_config_name(kind, actors[0])
+        out["modelDataPath"] = Bundle.model_data_name(kind, actors[0])
+        out["emotionDatabasePath"] = Bundle.EMO_DB
         out["blendshapePaths"] = bs_entries[0]
     else:
-        out["modelConfigPaths"] = [C.model_config_name(kind, a) for a in actors]
-        out["modelDataPaths"] = [C.model_data_name(kind, a) for a in actors]
+        out["modelConfigPaths"] = [Bundle.model_config_name(kind, a) for a in actors]
+        out["modelDataPaths"] = [Bundle.model_data_name(kind, a) for a in actors]
         out["blendshapePaths"] = bs_entries
     return out
 
@@ -251,14 +253,6 @@ def _write_onnx(path: pathlib.Path, model: PathLike | bytes | Any) -> None:
 # --------------------------------------------------------------------------------------- from run dirs
 
 
-def find_run_file(run_dir: pathlib.Path, name: str) -> pathlib.Path | None:
-    """A training-run artifact in `<run>/deploy/` (original layout) or `<run>/`."""
-    for cand in (run_dir / "deploy" / name, run_dir / name):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | bytes | Any | None = None, out_root: PathLike | None = None,
                check: bool = True, run_onnx: bool = True, allow_incomplete: bool = False) -> pathlib.Path:
     """Bundle a finished training run into `<FINAL_DEPLOY_ROOT>/<run name>` (FW `deploy.run`).
@@ -270,32 +264,33 @@ def deploy_run(configs: Any, training_run: PathLike, onnx_model: PathLike | byte
     """
     train_cfg = configs.train
     run_dir = _training_run_dir(training_run, train_cfg)
+    run = TrainingRun(run_dir)
     record = require_deployable(run_dir, allow_incomplete)
     out_dir = pathlib.Path(out_root if out_root is not None else train_cfg.FINAL_DEPLOY_ROOT) / run_dir.name
     if out_dir.exists():
         raise RunError(describe(out_dir, None, "no bundle there yet (deploy never overwrites one: remove it or choose --out-root)",
                                 "an existing " + ("folder" if out_dir.is_dir() else "file")))
-    info_path = find_run_file(run_dir, "network_info.json")
+    info_path = run.find(TrainingRun.NETWORK_INFO)
     if info_path is None:
-        raise DataError(describe(run_dir, "deploy/network_info.json", "the deploy network info written by training", "missing"))
-    info = json.loads(info_path.read_text())
+        raise DataError(describe(run_dir, TrainingRun.NETWORK_INFO, "the deploy network info written by training", "missing"))
+    info = run.network_info()
     kind = info.get("id", {}).get("type")
     if getattr(configs, "network_type", kind) != kind:
         raise ConfigError(describe(info_path, "id.type", f"{configs.network_type!r} (the config's network type)", repr(kind)))
     actors = list(info.get("params", {}).get("identities", []))
-    model_data, blendshapes = _preproc_inputs(run_dir, train_cfg, actors)
+    model_data, blendshapes = _preproc_inputs(run, train_cfg, actors)
     if onnx_model is None:
-        onnx_model = find_run_file(run_dir, "network.onnx")
+        onnx_model = run.find(TrainingRun.NETWORK_ONNX)
     if onnx_model is None:
         onnx_model = _export_run(configs, run_dir, info, interrupted=record["status"] == "interrupted")
-    trt_path = find_run_file(run_dir, "trt_info.json")
+    trt_path = run.find(TrainingRun.TRT_INFO)
     if trt_path is not None:
         differences = trt_differences(trt_path, info)
         if differences:
             # trt_info is fully determined by network_info; write the original's layout rather than copy a variant
             log.warning("%s differs from the trt_info derived from network_info.json (%s); writing the derived one",
                         trt_path, "; ".join(differences))
-    emo_path = find_run_file(run_dir, "implicit_emo_db.npz") if kind == "regression" else None
+    emo_path = run.find(TrainingRun.EMO_DB_NPZ) if kind == "regression" else None
     return write_bundle(
         out_dir,
         network_info=info,
@@ -337,61 +332,37 @@ def require_deployable(run_dir: pathlib.Path, allow_incomplete: bool = False) ->
     return record
 
 
-def _preproc_inputs(run_dir: pathlib.Path, train_cfg: Any, actors: list[str]) -> tuple[dict, dict]:
+def _preproc_inputs(run: TrainingRun, train_cfg: Any, actors: list[str]) -> tuple[dict, dict]:
     """({actor: network_data.npz}, {actor: {part: (bs npz, bs config)}}) of the preproc runs the training used."""
-    preproc_info_path = run_dir / "configs" / "preproc_info.json"
-    if not preproc_info_path.is_file():
-        raise DataError(describe(preproc_info_path, None, '{"preproc_run_name_full": {actor: run}}', "missing"))
-    preproc_runs = json.loads(preproc_info_path.read_text()).get("preproc_run_name_full", {})
+    preproc_runs = run.preproc_runs()
     if sorted(preproc_runs) != sorted(actors):
-        raise DataError(describe(preproc_info_path, "preproc_run_name_full", f"exactly the identities {actors}", str(sorted(preproc_runs))))
+        raise DataError(describe(run.file(TrainingRun.PREPROC_INFO), "preproc_run_name_full", f"exactly the identities {actors}",
+                                 str(sorted(preproc_runs))))
     model_data, blendshapes = {}, {}
     for actor in actors:
-        pre = pathlib.Path(preproc_runs[actor])
-        if not pre.is_absolute():
-            pre = pathlib.Path(train_cfg.PREPROC_ROOT) / pre
-        deploy_dir = pre / "deploy"
-        model_data[actor] = deploy_dir / "network_data.npz"
+        pre: PreprocRun = run.preproc_run(actor, train_cfg.PREPROC_ROOT)
+        model_data[actor] = pre.network_data()
         if not model_data[actor].is_file():
             raise DataError(describe(model_data[actor], None, f"the model data of actor {actor!r} (preproc run {pre.name})", "no such file"))
-        blendshapes[actor] = {part: (deploy_dir / f"bs_{part}_{actor}.npz", deploy_dir / f"bs_{part}_config_{actor}.json")
-                              for part in ("skin", "tongue")}
+        blendshapes[actor] = {part: pre.blendshapes(actor, part) for part in ("skin", "tongue")}
     return model_data, blendshapes
 
 
 def _export_run(configs: Any, run_dir: pathlib.Path, info: Mapping[str, Any], interrupted: bool) -> Any:
     """The ONNX model of the run's final params.msgpack; for an interrupted run (which writes none, and may hold a
     stale one from an earlier session) of its newest intact checkpoint."""
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, save_params
-
     if not interrupted:
-        check_params_file(run_dir / PARAMS_FILE)
+        TrainingRun(run_dir).check_params()
         return _export_from_checkpoint(configs, run_dir, info)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / TrainingRun.CHECKPOINTS
     params, step = checkpoint_params(ckpt_dir, _param_shapes(run_dir, info["id"]["type"]))
     check_finite(params, ckpt_dir / str(step))
     log.warning("exporting the parameters of checkpoint %s: the run was interrupted before writing its final ones", ckpt_dir / str(step))
-    with tempfile.TemporaryDirectory(prefix="a2f_deploy_") as tmp:  # the exporters read model_def.json + params.msgpack
-        shutil.copyfile(run_dir / "model_def.json", pathlib.Path(tmp) / "model_def.json")
-        save_params(pathlib.Path(tmp) / PARAMS_FILE, params)
-        return _export_from_checkpoint(configs, pathlib.Path(tmp), info)
-
-
-def check_params_file(path: pathlib.Path) -> None:
-    """Refuse a final params.msgpack that is missing, undecodable or holds NaN/Inf (RunError naming the first such leaf)."""
-    from a2f_jax.train.trainer_regression import load_params
-
-    check_finite(load_params(path), path)
-
-
-def check_finite(params: Any, where: PathLike) -> None:
-    """RunError naming the first parameter (a/b/c path) holding NaN or Inf."""
-    for name, leaf in _leaves(params):
-        values = np.asarray(leaf)
-        if values.dtype.kind in "fc":
-            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-            if bad:
-                raise RunError(describe(where, name, "finite parameters", f"{bad} NaN/Inf of {values.size} values (did training diverge?)"))
+    with tempfile.TemporaryDirectory(prefix="a2f_deploy_") as tmp:  # the exporters read a run: model_def + params
+        copy = TrainingRun(tmp)
+        copy.write_model_def(TrainingRun(run_dir).model_def())  # as read: an older one's noise schedule filled in
+        copy.save_params(params)
+        return _export_from_checkpoint(configs, copy.path, info)
 
 
 def checkpoint_params(ckpt_dir: pathlib.Path, shapes: Any) -> tuple[dict, int]:
@@ -444,30 +415,11 @@ def _param_shapes(run_dir: pathlib.Path, kind: str) -> Any:
     """The run's parameter tree as ShapeDtypeStructs, rebuilt from model_def.json (nothing allocated)."""
     import jax
 
-    path = run_dir / "model_def.json"
-    if not path.is_file():
-        raise DataError(describe(path, None, "the network definition written by training", "no such file"))
-    model_def = json.loads(path.read_text())
+    model_def = TrainingRun(run_dir).model_def()
     if kind == "regression":
-        from a2f_jax.train import regression_model
-
-        return {"net": jax.eval_shape(regression_model.from_model_def(model_def).init_params, jax.random.PRNGKey(0))}
-    from a2f_jax.models.diffusion_rnn import param_shapes
-    from a2f_jax.train.trainer_diffusion import net_from_model_def
-
-    return param_shapes(net_from_model_def(model_def))
-
-
-def _leaves(tree: Any, prefix: str = "") -> Any:
-    """(path "a/b/c", leaf) pairs of a nested dict/list tree, in order."""
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}/{key}" if prefix else str(key))
-    elif isinstance(tree, (list, tuple)):
-        for i, value in enumerate(tree):
-            yield from _leaves(value, f"{prefix}/{i}" if prefix else str(i))
-    else:
-        yield prefix, tree
+        net, window = regression.net_from_model_def(model_def), int(model_def["window"])
+        return {"net": jax.eval_shape(lambda k: regression.init_params(net, k, buffer_len=window), jax.random.PRNGKey(0))}
+    return diffusion_rnn.param_shapes(diffusion_rnn.net_from_model_def(model_def))
 
 
 def trt_differences(trt_path: pathlib.Path, info: Mapping[str, Any]) -> list[str]:

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from a2f_jax.deploy import contract as C
+from a2f_jax.deploy.onnx_utils import ort_session
+from a2f_jax.runs import Bundle
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _names_ok(names: Any, what: str, file: str, out: list[Violation]) -> None:
             _v(out, "name.identifier", file, f"{what} matching {C.IDENTIFIER_RE.pattern}", repr(n))
 
 
-def check_network_info(info: Any, file: str = "network_info.json") -> list[Violation]:
+def check_network_info(info: Any, file: str = Bundle.NETWORK_INFO) -> list[Violation]:
     out: list[Violation] = []
     if not isinstance(info, dict):
         _v(out, "json.type", file, "object", type(info).__name__)
@@ -152,7 +154,7 @@ def check_network_info(info: Any, file: str = "network_info.json") -> list[Viola
     return out
 
 
-def check_model_json(model: Any, kind: str, num_identities: int, root: pathlib.Path, file: str = "model.json") -> list[Violation]:
+def check_model_json(model: Any, kind: str, num_identities: int, root: pathlib.Path, file: str = Bundle.MODEL_JSON) -> list[Violation]:
     out: list[Violation] = []
     if not isinstance(model, dict):
         _v(out, "json.type", file, "object", type(model).__name__)
@@ -162,8 +164,8 @@ def check_model_json(model: Any, kind: str, num_identities: int, root: pathlib.P
             _v(out, "json.missing_key", file, f"key {key}", "missing")
     if out:
         return out
-    if model["networkInfoPath"] != "network_info.json":
-        _v(out, "model_json.path", file, 'networkInfoPath "network_info.json"', repr(model["networkInfoPath"]))
+    if model["networkInfoPath"] != Bundle.NETWORK_INFO:
+        _v(out, "model_json.path", file, f'networkInfoPath "{Bundle.NETWORK_INFO}"', repr(model["networkInfoPath"]))
     net = model["networkPath"]
     if not isinstance(net, str) or not net.endswith(".trt"):
         _v(out, "model_json.network_path", file, "networkPath ending in .trt (engine built from network.onnx)", repr(net))
@@ -433,7 +435,7 @@ def check_bs_files(root: pathlib.Path, npz_rel: str, config_rel: str) -> list[Vi
     return out
 
 
-def check_trt_info(trt: Any, info: Mapping[str, Any], file: str = "trt_info.json") -> list[Violation]:
+def check_trt_info(trt: Any, info: Mapping[str, Any], file: str = Bundle.TRT_INFO) -> list[Violation]:
     out: list[Violation] = []
     batch = trt.get("trt_build_param", {}).get("batch") if isinstance(trt, dict) and isinstance(trt.get("trt_build_param"), dict) else None
     if not _type_ok(batch, "str_list"):
@@ -528,14 +530,14 @@ def check_onnx_run(
     from a2f_jax.deploy import runtime_feed as rf
 
     out: list[Violation] = []
-    name = "network.onnx"
+    name = Bundle.NETWORK_ONNX
     rng = np.random.default_rng(seed)
     samples = int(seconds * C.SAMPLERATE)
     t = np.arange(samples) / C.SAMPLERATE
     speech_like = 0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     audio = (speech_like + 0.01 * rng.standard_normal(samples)).astype(np.float32)
     try:
-        run = rf.ort_runner(rf.load_session(root / name))
+        run = rf.ort_runner(ort_session(root / name))
     except Exception as exc:  # onnxruntime raises its own exception types
         _v(out, "onnx.session", name, "an onnxruntime CPU session", exc)
         return out
@@ -544,7 +546,7 @@ def check_onnx_run(
     try:
         if kind == "regression":
             implicit = np.zeros(p["implicit_emotion_len"], np.float32)
-            emo_path = root / "implicit_emo_db.npz"
+            emo_path = root / Bundle.EMO_DB
             if model_cfg and emo_path.is_file():
                 specs = emo_db_specs(emo_path)
                 shot, frame = model_cfg["config"].get("source_shot"), model_cfg["config"].get("source_frame")
@@ -602,7 +604,7 @@ def check_bundle(root: str | pathlib.Path, run_onnx: bool = True) -> list[Violat
     if not root.is_dir():
         _v(out, "bundle.dir", str(root), "a bundle directory", "missing")
         return out
-    info = read_json(root / "network_info.json", out)
+    info = read_json(root / Bundle.NETWORK_INFO, out)
     if info is None:
         return out
     info_violations = check_network_info(info)
@@ -610,22 +612,22 @@ def check_bundle(root: str | pathlib.Path, run_onnx: bool = True) -> list[Violat
     if errors(info_violations):
         return out
     kind, p = info["id"]["type"], info["params"]
-    model = read_json(root / "model.json", out)
+    model = read_json(root / Bundle.MODEL_JSON, out)
     if model is not None:
         out += check_model_json(model, kind, len(p["identities"]), root)
-    readme = root / "README.md"
+    readme = root / Bundle.README
     if not readme.is_file() or not readme.read_text().startswith(C.readme_text(kind, len(p["identities"]))):
-        _v(out, "readme", "README.md", repr(C.readme_text(kind, len(p["identities"]))), "missing or different", "warning")
+        _v(out, "readme", Bundle.README, repr(C.readme_text(kind, len(p["identities"]))), "missing or different", "warning")
     cfgs: list[Any] = []
     for actor in p["identities"]:
-        cfg_name, data_name = C.model_config_name(kind, actor), C.model_data_name(kind, actor)
+        cfg_name, data_name = Bundle.model_config_name(kind, actor), Bundle.model_data_name(kind, actor)
         cfg = read_json(root / cfg_name, out)
         cfgs.append(cfg)
         if cfg is not None:
             out += check_model_config(cfg, kind, cfg_name)
         out += check_model_data(root / data_name, info)
     if kind == "regression":
-        emo_path = root / "implicit_emo_db.npz"
+        emo_path = root / Bundle.EMO_DB
         emo_violations = check_emo_db(emo_path, p["implicit_emotion_len"])
         out += emo_violations
         cfg = cfgs[0] if cfgs else None
@@ -633,19 +635,19 @@ def check_bundle(root: str | pathlib.Path, run_onnx: bool = True) -> list[Violat
             specs = emo_db_specs(emo_path)
             shot, frame = cfg["config"].get("source_shot"), cfg["config"].get("source_frame")
             if isinstance(shot, str) and shot not in specs:
-                _v(out, "model_config.source", "model_config.json", f"source_shot one of the emo DB shots {list(specs)[:5]}", repr(shot))
+                _v(out, "model_config.source", Bundle.model_config_name(kind, ""), f"source_shot one of the emo DB shots {list(specs)[:5]}", repr(shot))
             elif isinstance(shot, str) and _type_ok(frame, "int") and not 0 <= frame < specs[shot][1]:
-                _v(out, "model_config.source", "model_config.json", f"0 <= source_frame < {specs[shot][1]} (shot size)", frame)
+                _v(out, "model_config.source", Bundle.model_config_name(kind, ""), f"0 <= source_frame < {specs[shot][1]} (shot size)", frame)
     if isinstance(model, dict) and model.get("blendshapePaths"):
         entries = model["blendshapePaths"] if isinstance(model["blendshapePaths"], list) else [model["blendshapePaths"]]
         for entry in entries:
             for files in (entry.values() if isinstance(entry, dict) else []):
                 if isinstance(files, dict) and (root / str(files.get("data"))).is_file() and (root / str(files.get("config"))).is_file():
                     out += check_bs_files(root, files["data"], files["config"])
-    trt = read_json(root / "trt_info.json", out)
+    trt = read_json(root / Bundle.TRT_INFO, out)
     if trt is not None:
         out += check_trt_info(trt, info)
-    onnx_violations = check_onnx_contract(root / "network.onnx", info)
+    onnx_violations = check_onnx_contract(root / Bundle.NETWORK_ONNX, info)
     out += onnx_violations
     if run_onnx and not errors(onnx_violations):
         out += check_onnx_run(root, info, cfgs[0] if cfgs and isinstance(cfgs[0], dict) else None)

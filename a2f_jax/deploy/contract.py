@@ -1,8 +1,8 @@
 """The deploy-bundle contract read by the Audio2Face-3D SDK and Maya-ACE (spec_deploy_inference §1, §2, §6).
 
-Pure data and small derivations: file names, JSON keys and types, model_config ranges, npz key lists,
-ONNX tensor shapes and TensorRT shape strings. The writer (`export.bundle`) and the checker
-(`export.check`) both read from here, so they cannot disagree.
+Pure data and small derivations: JSON keys and types, model_config ranges, npz key lists, ONNX tensor
+shapes and TensorRT shape strings (the bundle's file names are `a2f_jax.runs.Bundle`'s). The writer
+(`deploy.bundle`) and the checker (`deploy.check`) both read from here, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -162,19 +162,6 @@ ONNX_IO = {
     },
 }
 ONNX_OPSET = 14
-
-
-def file_tag(network_type: str, actor: str) -> str:
-    """`_<actor>` for diffusion per-actor files; regression bundles use untagged names."""
-    return f"_{actor}" if network_type == "diffusion" else ""
-
-
-def model_config_name(network_type: str, actor: str) -> str:
-    return f"model_config{file_tag(network_type, actor)}.json"
-
-
-def model_data_name(network_type: str, actor: str) -> str:
-    return f"model_data{file_tag(network_type, actor)}.npz"
 
 
 def network_emotions(network_info: Mapping[str, Any]) -> list[str]:

@@ -1,10 +1,11 @@
-"""ONNX graph of the streaming diffusion network (spec_deploy_inference §2.3–2.4).
+"""ONNX graph of the streaming diffusion network (`docs/bundle_contract.md`).
 
 Inputs `window` [B, 16000], `identity` [B, I], `emotion` [B, C, E], `input_latents` [S, L, B, H],
 `noise` [B, S+1, F, D]; outputs `prediction` [B, F, D] (deltas in original units, only the centre block
 [left, left+C) meaningful) and `output_latents` [S, L, B, H]. HuBERT, the audio alignment, the S-step DDPM
 sampler (x_S = noise[:, S], step k adds noise[:, k]), the GRU over the centre frames and the delta conversion
 with the baked per-actor constants are all inside the graph; the model draws no randomness of its own.
+The traced computation is `models.diffusion_sampling.export_fn`, the streaming sampler every caller uses.
 
 A single-emotion network (E = 0) keeps the original's zero-width `emotion` [B, C, 0] input (its trt_info
 says `emotion:1x30x0`, and network_info `emotions: []`): jax2onnx exports the static 0 and onnxruntime
@@ -16,65 +17,22 @@ would reject the SDK's emotion feed.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+from a2f_jax import runs
 from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.deploy import contract as C
 from a2f_jax.deploy.onnx_utils import export_onnx
+from a2f_jax.models import diffusion_sampling as sampling
+from a2f_jax.models import gaussian_diffusion as gd
+from a2f_jax.models.diffusion_rnn import net_from_model_def
 
 INPUTS = ("window", "identity", "emotion", "input_latents", "noise")
 OUTPUTS = ("prediction", "output_latents")
 
 
-def streaming_window(net: Any, params: Any, diffusion: Any, window: Any, identity: Any, emotion: Any,
-                     input_latents: Any, noise: Any, skip_steps: int = 0) -> tuple[Any, Any]:
-    """The exported computation: `models.diffusion_rnn.sample_streaming_window` (delta output), with the
-    timestep vector built from the batch dim of the inputs rather than `jnp.full((B,), t)`, which jax2onnx
-    cannot trace with a symbolic batch. Tests check it equals `sample_streaming_window`.
-
-    window [B, W], identity [B, I], emotion [B, C, E], input_latents [S, L, B, H], noise [B, S+1, F, D].
-    """
-    import jax.numpy as jnp
-
-    from a2f_jax.models import gaussian_diffusion as gd
-    from a2f_jax.models.diffusion_rnn import DiffusionRNN, to_delta
-
-    steps = diffusion.num_timesteps
-    left, block, right = net.cfg.streaming
-    if input_latents.shape[0] != steps or noise.shape[1] != steps + 1 or noise.shape[2] != left + block + right:
-        raise DataError(describe("diffusion export", "input_latents/noise", f"[{steps}, L, B, H] / [B, {steps + 1}, "
-                                 f"{left + block + right}, D]", f"{tuple(input_latents.shape)} / {tuple(noise.shape)}"))
-    if not 0 <= skip_steps < steps:
-        raise ConfigError(describe("config_inference", "SKIP_STEPS", f"an integer in [0, {steps - 1}]", str(skip_steps)))
-    variables = {"params": params}
-    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
-    tokens = net.apply(variables, hidden, left + block + right, method=DiffusionRNN.condition)
-    zeros_b = jnp.zeros_like(window[:, 0], dtype=jnp.int32)  # [B], batch-symbolic
-    indices = list(range(steps - skip_steps))[::-1]
-    x = noise[:, steps]
-    if skip_steps:
-        x = gd.q_sample(diffusion, jnp.zeros_like(x), indices[0], x)
-    latents = input_latents
-    for k in indices:  # unrolled: S is 2 for deployed networks
-        t = zeros_b + int(diffusion.timestep_map[k])
-        slot = diffusion.latent_slot(k)
-        x0, h = net.apply(variables, x, t, tokens, identity, emotion, latents[slot], method=DiffusionRNN.denoise, crop=True)
-        latents = jnp.stack([h if i == slot else latents[i] for i in range(steps)])
-        x = gd.p_sample_step(diffusion, x, k, x0, noise[:, k])
-    return to_delta(x, identity, net.cfg, net.constants), latents
-
-
-def diffusion_fn(net: Any, params: Any, diffusion: Any, skip_steps: int = 0) -> Callable[..., tuple[Any, Any]]:
-    """(window, identity, emotion, input_latents, noise) -> (prediction, output_latents), params closed over."""
-
-    def fn(window: Any, identity: Any, emotion: Any, input_latents: Any, noise: Any) -> tuple[Any, Any]:
-        return streaming_window(net, params, diffusion, window, identity, emotion, input_latents, noise, skip_steps)
-
-    return fn
-
-
 def check_consistency(net: Any, diffusion: Any, network_info: Mapping[str, Any]) -> None:
-    """The baked graph must agree with what network_info tells the runtime (spec §6.2)."""
+    """The baked graph must agree with what network_info tells the runtime (`docs/bundle_contract.md`)."""
     cfg, p = net.cfg, network_info["params"]
     left, center, right = cfg.streaming
     found = {
@@ -99,7 +57,7 @@ def export_diffusion(net: Any, params: Any, diffusion: Any, network_info: Mappin
     check_consistency(net, diffusion, network_info)
     shapes = C.onnx_tensor_shapes(network_info)
     return export_onnx(
-        diffusion_fn(net, params, diffusion, skip_steps),
+        sampling.export_fn(net, params, diffusion, skip_steps),
         [(n, shapes[n]) for n in INPUTS],
         [(n, shapes[n]) for n in OUTPUTS],
         opset=C.ONNX_OPSET,
@@ -109,10 +67,7 @@ def export_diffusion(net: Any, params: Any, diffusion: Any, network_info: Mappin
 
 def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[str, Any]) -> Any:
     """Export a finished diffusion training run (`model_def.json` + final params) with the inference config's
-    TIMESTEP_RESPACING (must be set, e.g. "2": the base default None would mean all 1000 steps, spec §6.2)."""
-    from a2f_jax.models import gaussian_diffusion as gd
-    from a2f_jax.train.trainer_diffusion import load_run
-
+    TIMESTEP_RESPACING (must be set, e.g. "2": the base default None would mean all 1000 steps)."""
     icfg, tcfg = configs.inference, configs.train
     respacing = icfg.get("TIMESTEP_RESPACING", None)
     if respacing in (None, ""):
@@ -123,8 +78,12 @@ def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[s
     for key in ("USE_PER_FRAME_EMO_LABEL", "USE_EXTERNAL_NOISE_INPUT", "USE_DELTA_OUTPUT"):
         if not icfg.get(key, True):
             raise ConfigError(describe("config_inference", key, "True (the SDK contract needs it)", "False"))
-    net, params, _ = load_run(run_dir)
+    run = runs.TrainingRun(run_dir)
+    model_def, params = run.model_def(), run.params()
+    net = net_from_model_def(model_def)
     if isinstance(params, Mapping) and "net" in params:
         params = params["net"]
-    diffusion = gd.create_diffusion(net.cfg.diffusion_steps, tcfg.get("DIFFUSION_NOISE_SCHEDULE", "cosine"), str(respacing))
+    # the schedule the run was trained with; a run that recorded none: the deploy train config's
+    schedule = model_def.get(runs.NOISE_SCHEDULE_KEY) or tcfg.get("DIFFUSION_NOISE_SCHEDULE", "cosine")
+    diffusion = gd.create_diffusion(net.cfg.diffusion_steps, schedule, str(respacing))
     return export_diffusion(net, params, diffusion, network_info, int(icfg.get("SKIP_STEPS", 0) or 0))

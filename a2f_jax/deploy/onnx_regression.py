@@ -8,13 +8,14 @@ the Linear(0, 8) bias alone (`models.layers.Linear`), so the graph holds no zero
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any, Callable, Mapping
 
 from a2f_jax.errors import DataError, describe
 from a2f_jax.deploy import contract as C
 from a2f_jax.deploy.onnx_utils import export_onnx
+from a2f_jax.models.regression import net_from_model_def
+from a2f_jax.runs import Bundle, TrainingRun
 
 
 def regression_fn(net: Any, params: Any) -> Callable[[Any, Any], Any]:
@@ -31,7 +32,7 @@ def export_regression(net: Any, params: Any, network_info: Mapping[str, Any]) ->
     shapes = C.onnx_tensor_shapes(network_info)
     cfg = net.cfg
     if cfg.emotion_len != shapes["emotion"][2] or cfg.output_size != shapes["result"][2]:
-        raise DataError(describe("network_info.json", "params",
+        raise DataError(describe(Bundle.NETWORK_INFO, "params",
                                  f"emotion {cfg.emotion_len} / result {cfg.output_size} (the network's sizes)",
                                  f"emotion {shapes['emotion'][2]} / result {shapes['result'][2]}"))
     return export_onnx(
@@ -45,14 +46,10 @@ def export_regression(net: Any, params: Any, network_info: Mapping[str, Any]) ->
 
 def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[str, Any]) -> Any:
     """Export a finished regression training run (`model_def.json` + final `params.msgpack`)."""
-    from a2f_jax.train import regression_model
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, load_params
-
-    run_dir = pathlib.Path(run_dir)
-    model_def_path, params_path = run_dir / "model_def.json", run_dir / PARAMS_FILE
-    for path in (model_def_path, params_path):
-        if not path.is_file():
-            raise DataError(describe(path, None, "the file written at the end of training", "missing"))
-    model = regression_model.from_model_def(json.loads(model_def_path.read_text()))
-    params = load_params(params_path)
-    return export_regression(model.net, params["net"] if "net" in params else params, network_info)
+    run = TrainingRun(run_dir)
+    for name in (TrainingRun.MODEL_DEF, TrainingRun.PARAMS):
+        if not run.file(name).is_file():
+            raise DataError(describe(run.file(name), None, "the file written at the end of training", "missing"))
+    net = net_from_model_def(run.model_def())
+    params = run.params()
+    return export_regression(net, params["net"] if "net" in params else params, network_info)

@@ -8,12 +8,13 @@ onnxruntime and reports the largest absolute difference per output against the J
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from a2f_jax.errors import DataError
+from a2f_jax.errors import DataError, describe
 
 BATCH = "B"  # batch-axis marker in shapes passed here
 BATCH_DIM_NAME = "batch_size"
@@ -178,14 +179,32 @@ def save_onnx(model: Any, path: str | pathlib.Path) -> pathlib.Path:
 
 
 def ort_session(model: Any, threads: int = 1) -> Any:
-    import onnxruntime as ort
+    """The onnxruntime session of every caller (bundle checker, inference, benchmarks, tests): CPU provider,
+    `threads` intra-op threads (0: onnxruntime's default, all cores), one inter-op thread, warnings off.
 
+    model: a file path, serialized bytes or an `onnx.ModelProto`. A missing, truncated or invalid model is a
+    DataError naming the file (or the bytes' size), not onnxruntime's own exception."""
+    import onnxruntime as ort  # heavy optional dependency: only ONNX checks, deploy and ONNX inference need it
+
+    if isinstance(model, (str, os.PathLike)):
+        path = pathlib.Path(model)
+        if not path.is_file():
+            raise DataError(describe(path, None, "an ONNX model file", "no such file"))
+        src: Any = str(path)
+        where, size = path, path.stat().st_size
+    else:
+        src = bytes(model) if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
+        where, size = "ONNX model", len(src)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    src = model if isinstance(model, (str, pathlib.Path)) else model.SerializeToString()
-    return ort.InferenceSession(str(src) if isinstance(src, pathlib.Path) else src, sess_options=opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, InvalidGraph, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DataError(describe(where, None, f"an ONNX model onnxruntime can load ({size} bytes read)",
+                                 f"{type(exc).__name__}: {first}")) from exc
 
 
 def compare_with_jax(

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from a2f_jax.errors import DataError, describe
-from a2f_jax.infer import postprocess as pp
 from a2f_jax.deploy import contract as C
 from a2f_jax.deploy import runtime_feed as rf
+from a2f_jax.deploy.onnx_utils import ort_session
+from a2f_jax.errors import DataError, describe
+from a2f_jax.infer import postprocess as pp
+from a2f_jax.runs import Bundle
 
 
 def animate(
@@ -37,21 +39,21 @@ def animate(
     emotion: explicit emotion [E] (default: network_info default_emotion). input_strength from model_config is
     applied to the audio for regression (the SDK does not apply it for diffusion, spec §3.1).
     """
-    root = pathlib.Path(bundle_dir)
-    info = json.loads((root / "network_info.json").read_text())
+    bundle = Bundle(bundle_dir)
+    info = bundle.network_info()
     kind, p = info["id"]["type"], info["params"]
     identities = list(p["identities"])
     actor = identities[0] if actor is None else actor
     if actor not in identities:
-        raise DataError(describe(root / "network_info.json", "params.identities", f"an entry {actor!r}", str(identities)))
-    cfg = json.loads((root / C.model_config_name(kind, actor)).read_text())["config"]
-    data = pp.ModelData.load(root / C.model_data_name(kind, actor), kind)
-    run = rf.ort_runner(session if session is not None else rf.load_session(root / "network.onnx"))
+        raise DataError(describe(bundle.file(Bundle.NETWORK_INFO), "params.identities", f"an entry {actor!r}", str(identities)))
+    cfg = json.loads(bundle.file(Bundle.model_config_name(kind, actor)).read_text())["config"]
+    data = pp.ModelData.load(bundle.file(Bundle.model_data_name(kind, actor)), kind)
+    run = rf.ort_runner(session if session is not None else ort_session(bundle.file(Bundle.NETWORK_ONNX)))
     explicit = np.asarray(p["default_emotion"] if emotion is None else emotion, np.float32)
     if explicit.shape != (len(C.network_emotions(info)),):
         raise DataError(describe("emotion", None, f"[{len(C.network_emotions(info))}] in network_info order", str(explicit.shape)))
     if kind == "regression":
-        with np.load(root / "implicit_emo_db.npz") as z:
+        with np.load(bundle.file(Bundle.EMO_DB)) as z:
             names = [n.decode() for n in z["emo_spec_names"]]
             start = dict(zip(names, z["emo_spec_start"].tolist()))[cfg["source_shot"]]
             implicit = z["emo_db"][start + int(cfg["source_frame"])]

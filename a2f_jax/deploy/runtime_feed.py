@@ -8,15 +8,13 @@ deploy benchmark and the onnxruntime inference backend.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from a2f_jax.errors import DataError, describe
-
-# A session-like callable: feeds -> {output name: array}. `ort_runner` adapts an onnxruntime session.
+# A session-like callable: feeds -> {output name: array}. `ort_runner` adapts an onnxruntime session
+# (`a2f_jax.deploy.onnx_utils.ort_session`).
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -27,25 +25,6 @@ def ort_runner(session: Any) -> Runner:
         return dict(zip(names, session.run(names, feeds)))
 
     return run
-
-
-def load_session(path: str | os.PathLike, threads: int = 1) -> Any:
-    """An onnxruntime CPU session of the model file at `path` (threads 0: onnxruntime's default). A missing,
-    truncated or invalid model is a DataError naming the file, not onnxruntime's own exception."""
-    import onnxruntime as ort
-
-    if not os.path.isfile(path):
-        raise DataError(describe(path, None, "an ONNX model file", "no such file"))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, InvalidGraph, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DataError(describe(path, None, f"an ONNX model onnxruntime can load ({os.path.getsize(path)} bytes read)",
-                                 f"{type(exc).__name__}: {first}")) from exc
 
 
 def window_at(audio: np.ndarray, start: int, size: int) -> np.ndarray:

@@ -28,15 +28,20 @@ Difference to the original: its streaming mode keeps frames up to the end of the
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
+from a2f_jax import runs
+from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.infer.regression import Geometry, check_weight, load_arrays, run_session, write_outputs  # noqa: F401
+from a2f_jax.models import diffusion_sampling as sampling
+from a2f_jax.models import gaussian_diffusion as gd
+from a2f_jax.networks.diffusion import load_run
 
 SAMPLE_RATE = 16000
 STREAM_CHUNK_SECONDS = 4.0  # audio pushed into a stream at a time by iter_geometry (memory bound, not results)
@@ -440,49 +445,12 @@ def respacing(inference_cfg: Any) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def centre_window(net: Any, params: Any, diff: Any, window: Any, identity: Any, emotion: Any, latents: Any, noise: Any,
-                  skip_steps: int = 0) -> tuple[Any, Any]:
-    """`diffusion_rnn.sample_streaming_window` (x̂0 output) restricted to the centre block: x̂0 [B, C, D], latents.
-
-    The geometry embedding and the heads are per frame and the GRU reads only the centre block, so the
-    left/right frames of x_t never reach the centre output; skipping them saves the skin embedding (the
-    largest matmul of a step) on half the frames. HuBERT still sees the whole window.
-    window [B, W], identity [B, A], emotion [B, C, E] or [B, E], latents [S, L, B, H], noise [B, S+1, F, D].
-    """
-    import jax.numpy as jnp
-
-    from a2f_jax.models import gaussian_diffusion as gd
-    from a2f_jax.models.diffusion_rnn import DiffusionRNN
-
-    left, block, right = net.cfg.streaming
-    variables = {"params": params}
-    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
-    tokens = net.apply(variables, hidden, left + block + right, method=DiffusionRNN.condition)[:, left:left + block]
-    noise = noise[:, :, left:left + block]
-    indices = list(range(diff.num_timesteps - skip_steps))[::-1]
-    x = noise[:, -1]
-    if skip_steps:
-        x = gd.q_sample(diff, jnp.zeros_like(x), indices[0], x)
-    for k in indices:  # a few respaced steps: unrolled
-        slot = diff.latent_slot(k)
-        x0, h = net.apply(variables, x, gd.original_timesteps(diff, k, x.shape[0]), tokens, identity, emotion, latents[slot],
-                          method=DiffusionRNN.denoise)
-        latents = latents.at[slot].set(h)
-        x = gd.p_sample_step(diff, x, k, x0, noise[:, k])
-    return x, latents
-
-
 def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inference_cfg: Any = None,
                         source: str = "network") -> DiffusionEngine:
-    """JAX backend from a DiffusionRNN, its params and the run's model_def (actors, emotions, scales, translates)."""
-    import jax
-    import jax.numpy as jnp
-
-    from a2f_jax.models import diffusion_rnn as dr
-    from a2f_jax.models import gaussian_diffusion as gd
-
+    """JAX backend from a DiffusionRNN, its params and the run's model_def (actors, emotions, scales, translates,
+    the noise schedule it was trained with)."""
     cfg = net.cfg
-    diff = gd.create_diffusion(cfg.diffusion_steps, "cosine", respacing(inference_cfg))
+    diff = gd.create_diffusion(cfg.diffusion_steps, runs.noise_schedule(model_def), respacing(inference_cfg))
     skip = int(_cfg_get(inference_cfg, "SKIP_STEPS", 0))
     use_ddim = bool(_cfg_get(inference_cfg, "USE_DDIM", False))
     if not 0 <= skip < diff.num_timesteps:
@@ -493,7 +461,8 @@ def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inf
         raise ConfigError(describe("config_train", "STREAMING_CFG", f"{cfg.target_fps} frames per 16000-sample window "
                                    "(TARGET_FPS)", f"{geom.frames}"))
 
-    window_jit = jax.jit(lambda p, w, i, e, lat, nz: centre_window(net, p, diff, w, i, e, lat, nz, skip))
+    # x̂0 of the centre block only (the left/right frames never reach it); the rows are decoded on the host
+    window_jit = sampling.streaming_sampler(net, diff, skip_steps=skip, delta_output=False, centre_only=True)
 
     def window_fn(w, i, e, lat, nz):
         centre, lat = window_jit(params, w, i, e, lat, nz)
@@ -501,14 +470,10 @@ def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inf
         pred[:, left:left + center] = np.asarray(centre)
         return pred, np.asarray(lat)
 
-    offline_cache: dict = {}
+    offline_jit = sampling.offline_sampler(net, diff, skip_steps=skip, use_ddim=use_ddim)  # DDIM reads x_K = noise[:, -1]
 
     def offline_fn(audio, ident, emo, noise):
-        key = (audio.shape, emo.shape, noise.shape)
-        if key not in offline_cache:
-            offline_cache[key] = jax.jit(lambda p, a, i, e, nz: dr.sample_offline(
-                net, p, diff, a, i, e, nz[:, -1] if use_ddim else nz, skip_steps=skip, use_ddim=use_ddim))
-        return np.asarray(offline_cache[key](params, jnp.asarray(audio), jnp.asarray(ident), jnp.asarray(emo), jnp.asarray(noise)))
+        return np.asarray(offline_jit(params, jnp.asarray(audio), jnp.asarray(ident), jnp.asarray(emo), jnp.asarray(noise)))
 
     actors = list(model_def["actors"])
     mean = np.asarray(model_def["mean_geometry"], np.float32)
@@ -532,37 +497,32 @@ def engine_from_network(net: Any, params: Any, model_def: Mapping[str, Any], inf
 
 def from_run(run_dir: str | pathlib.Path, inference_cfg: Any = None) -> DiffusionEngine:
     """JAX backend from a diffusion training run (`model_def.json`, `params.msgpack`)."""
-    from a2f_jax.train.trainer_diffusion import load_run
-    from a2f_jax.train.trainer_regression import PARAMS_FILE
-
-    run_dir = pathlib.Path(run_dir)
-    for name in ("model_def.json", PARAMS_FILE):
-        if not (run_dir / name).is_file():
-            raise DataError(describe(run_dir / name, None, "a file of a finished diffusion training run", "no such file"))
-    net, params, model_def = load_run(run_dir)
-    if model_def.get("network") not in (None, "diffusion_rnn"):
-        raise DataError(describe(run_dir / "model_def.json", "network", "'diffusion_rnn'", repr(model_def.get("network"))))
+    run = runs.TrainingRun(run_dir)
+    run.require(runs.TrainingRun.MODEL_DEF, runs.TrainingRun.PARAMS, what="a file of a finished diffusion training run")
+    network, params, model_def = load_run(run.path)
+    net = network.net
+    if model_def.get("network") not in (None, runs.DIFFUSION_NETWORK):
+        raise DataError(describe(run.file(runs.TrainingRun.MODEL_DEF), "network", repr(runs.DIFFUSION_NETWORK),
+                                 repr(model_def.get("network"))))
     params = params.get("net", params) if isinstance(params, dict) and "net" in params else params
-    return engine_from_network(net, params, model_def, inference_cfg, source=str(run_dir))
+    return engine_from_network(net, params, model_def, inference_cfg, source=str(run.path))
 
 
 def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threads: int = 1) -> DiffusionEngine:
     """onnxruntime backend from a diffusion deploy bundle (streaming modes only; deltas from the graph)."""
-    from a2f_jax.deploy.runtime_feed import load_session
-
-    bundle_dir = pathlib.Path(bundle_dir)
-    info_path = bundle_dir / "network_info.json"
-    if not info_path.is_file() or not (bundle_dir / "network.onnx").is_file():
-        raise DataError(describe(bundle_dir, None, "a deploy bundle with network_info.json and network.onnx", "missing files"))
-    info = json.loads(info_path.read_text())
+    bundle = runs.Bundle(bundle_dir)
+    info_path, onnx_path = bundle.file(bundle.NETWORK_INFO), bundle.file(bundle.NETWORK_ONNX)
+    if not info_path.is_file() or not onnx_path.is_file():
+        raise DataError(describe(bundle.path, None, f"a deploy bundle with {bundle.NETWORK_INFO} and {bundle.NETWORK_ONNX}",
+                                 "missing files"))
+    info = bundle.network_info()
     if info.get("id", {}).get("type") != "diffusion":
         raise DataError(describe(info_path, "id.type", "'diffusion'", repr(info.get("id", {}).get("type"))))
     p, a = info["params"], info["audio_params"]
     geom = StreamGeometry(int(p["num_frames_left_truncate"]), int(p["num_frames_center"]), int(p["num_frames_right_truncate"]),
                           int(p["num_diffusion_steps"]), int(p["num_gru_layers"]), int(p["gru_latent_dim"]),
                           window=int(a["buffer_len"]), padding_left=int(a["padding_left"]), samplerate=int(a["samplerate"]))
-    onnx_path = bundle_dir / "network.onnx"
-    sess = load_session(onnx_path, threads=threads)
+    sess = ort_session(onnx_path, threads=threads)
 
     def window_fn(w, i, e, lat, nz):
         feeds = {"window": w, "identity": i, "emotion": np.ascontiguousarray(e), "input_latents": lat, "noise": nz}
@@ -572,11 +532,9 @@ def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threa
     actors = list(p["identities"])
     data = {}
     for act in actors:
-        path = bundle_dir / f"model_data_{act}.npz"
+        path = bundle.model_data("diffusion", act)
         if not path.is_file():
-            path = bundle_dir / "model_data.npz"
-        if not path.is_file():
-            raise DataError(describe(bundle_dir / f"model_data_{act}.npz", None, "the model data of each identity", "no such file"))
+            raise DataError(describe(path, None, "the model data of each identity", "no such file"))
         z = load_arrays(path, ("neutral_skin", "neutral_tongue"), f"the model data of identity {act!r}")
         data[act] = {k: v.reshape(-1, 3).astype(np.float32) for k, v in z.items()}
     mode = str(_cfg_get(inference_cfg, "INFERENCE_MODE", "streaming"))
@@ -588,5 +546,5 @@ def from_bundle(bundle_dir: str | pathlib.Path, inference_cfg: Any = None, threa
         window_fn=window_fn, offline_fn=None, rows_are_delta=True, fps=geom.fps, actor_data=data,
         condition=_cfg_get(inference_cfg, "CONDITION"), actor_name=_cfg_get(inference_cfg, "ACTOR_NAME"), mode=mode,
         delta=mode.endswith("output_delta"), noise_path=_cfg_get(inference_cfg, "DETERMINISTIC_NOISE_PATH"),
-        default_emotion=_cfg_get(inference_cfg, "EMOTION_LABEL"), source=str(bundle_dir),
+        default_emotion=_cfg_get(inference_cfg, "EMOTION_LABEL"), source=str(bundle.path),
     )

@@ -48,14 +48,14 @@ def training_mean_pose(dataset_cfg: Any, actor: str, shots: Sequence[str]) -> np
 def evaluate(configs: Any, predict: PredictFn, clips: Sequence[tuple] | None = None,
              keep_predictions: bool = False) -> dict:
     """Metrics of `predict` on held-out clips, with the mean-pose and neutral-pose baselines."""
-    from a2f_jax.data.actor import ActorData, shot_emotion
+    from a2f_jax.data.actor import ActorData, ActorSettings, shot_emotion
     from a2f_jax.data.audio import load_audio
     from a2f_jax.data.caches import find_cache_file, read_cache
 
     dcfg, tcfg = configs.dataset, configs.train
     clips = _clip_tuples(clips) if clips is not None else held_out_clips(tcfg)
     actor = clips[0][0]
-    data = ActorData.load(dcfg, actor)
+    data = ActorData.load(ActorSettings.from_configs(dcfg, actor))
     held = {c[1] for c in clips}
     train_shots = sorted({c[1] for c in _clip_tuples(tcfg.get("CLIPS", None)) if c[1] not in held})
     fps = float(dcfg.CACHE_FPS[actor])
@@ -66,7 +66,7 @@ def evaluate(configs: Any, predict: PredictFn, clips: Sequence[tuple] | None = N
         if offset:
             shift = int(round(offset / fps * 16000))
             audio = np.concatenate([audio[shift:], np.zeros(max(shift, 0), np.float32)]) if shift > 0 else np.concatenate([np.zeros(-shift, np.float32), audio])
-        pred_all = predict(audio, fps, shot_emotion(dcfg, actor_c, shot), len(gt_all))
+        pred_all = predict(audio, fps, shot_emotion(data.settings.emotions, actor_c, shot), len(gt_all))
         pairs.append((pred_all[first:last + 1], gt_all[first:last + 1]))
         names.append(shot)
         if keep_predictions:

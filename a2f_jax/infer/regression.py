@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.errors import A2FError, ConfigError, DataError, describe
+from a2f_jax.networks import regression as regression_network
+from a2f_jax.runs import Bundle, PreprocRun, TrainingRun
 
 WINDOW = 8320
 SAMPLE_RATE = 16000
@@ -144,69 +147,56 @@ def from_run(run_dir: str | pathlib.Path) -> RegressionPredictor:
     import jax.numpy as jnp
 
     from a2f_jax.models.emotion_db import ImplicitEmotionDB
-    from a2f_jax.train import regression_model
-    from a2f_jax.train.trainer_regression import PARAMS_FILE, load_params
-
-    run_dir = pathlib.Path(run_dir)
-    for name in ("model_def.json", PARAMS_FILE, "deploy/implicit_emo_db.npz", "deploy/network_info.json"):
-        if not (run_dir / name).is_file():
-            raise DataError(describe(run_dir / name, None, "a file of a finished training run", "no such file"))
-    model_def = json.loads((run_dir / "model_def.json").read_text())
-    model = regression_model.from_model_def(model_def)
-    params = jax.tree_util.tree_map(jnp.asarray, load_params(run_dir / PARAMS_FILE))
+    run = TrainingRun(run_dir)
+    run.require(TrainingRun.MODEL_DEF, TrainingRun.PARAMS, TrainingRun.EMO_DB_NPZ, TrainingRun.NETWORK_INFO)
+    model = regression_network.from_model_def(run.model_def())
+    params = jax.tree_util.tree_map(jnp.asarray, run.params())
     apply = jax.jit(lambda a, e: model.apply_eval(params["net"], a, e, None))
-    preproc = _preproc_dir(run_dir)
+    preproc = _preproc_run(run)
     pca_keys = ("shapes_matrix", "shapes_mean")
-    skin = load_arrays(preproc / "pca/skin/skin_pca_shapes.npz", pca_keys, "the skin PCA of the preprocessing run")
-    tongue = load_arrays(preproc / "pca/tongue/tongue_pca_shapes.npz", pca_keys, "the tongue PCA of the preprocessing run")
-    info = read_json(run_dir / "deploy/network_info.json", "the network_info.json of a training run").get("params", {})
+    skin = load_arrays(preproc.pca_shapes("skin"), pca_keys, "the skin PCA of the preprocessing run")
+    tongue = load_arrays(preproc.pca_shapes("tongue"), pca_keys, "the tongue PCA of the preprocessing run")
+    info = read_json(run.file(TrainingRun.NETWORK_INFO), "the network_info.json of a training run").get("params", {})
     return RegressionPredictor(
         run_fn=lambda w, e: np.asarray(apply(w, e)),
         shapes_skin=skin["shapes_matrix"], mean_skin=skin["shapes_mean"].reshape(-1, 3),
         shapes_tongue=tongue["shapes_matrix"], mean_tongue=tongue["shapes_mean"].reshape(-1, 3),
         explicit_emotions=list(info["explicit_emotions"]),
-        emo_db=ImplicitEmotionDB.load_npz(run_dir / "deploy/implicit_emo_db.npz"),
+        emo_db=ImplicitEmotionDB.load_npz(run.file(TrainingRun.EMO_DB_NPZ)),
         jaw_size=int(info["result_jaw_size"]), eye_size=int(info["result_eyes_size"]),
     )
 
 
-def _preproc_dir(run_dir: pathlib.Path) -> pathlib.Path:
+def _preproc_run(run: TrainingRun) -> PreprocRun:
     """The preprocessing run a training run used (recorded in its configs)."""
-    names = json.loads((run_dir / "configs/preproc_info.json").read_text())["preproc_run_name_full"]
-    full = json.loads((run_dir / "configs/config_train_full.json").read_text())
-    actor, name = next(iter(names.items()))
-    path = pathlib.Path(full["PREPROC_ROOT"]) / name
-    if not path.is_dir():
-        raise DataError(describe(path, "PREPROC_ROOT", f"the preprocessing run of {actor} used by this training run", "no such directory"))
-    return path
+    actor = next(iter(run.preproc_runs()), None)
+    preproc = run.preproc_run(actor)
+    if not preproc.path.is_dir():
+        raise DataError(describe(preproc.path, "PREPROC_ROOT", f"the preprocessing run of {actor} used by this training run",
+                                 "no such directory"))
+    return preproc
 
 
 def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> RegressionPredictor:
     """onnxruntime backend from a deploy bundle."""
     from a2f_jax.models.emotion_db import ImplicitEmotionDB
-    from a2f_jax.deploy.runtime_feed import load_session
 
-    bundle_dir = pathlib.Path(bundle_dir)
-    info_path = bundle_dir / "network_info.json"
+    bundle = Bundle(bundle_dir)
+    info_path = bundle.file(Bundle.NETWORK_INFO)
     info = read_json(info_path, "the network_info.json of a regression deploy bundle")
     p = info.get("params", {}) if isinstance(info, dict) else {}
     for key in ("explicit_emotions", "result_jaw_size", "result_eyes_size"):
         if key not in p:
             raise DataError(describe(info_path, f"params.{key}", "a value (regression network_info)", "missing"))
     actor = actor or info.get("id", {}).get("actor")
-    data_path = bundle_dir / f"model_data_{actor}.npz"
-    if not data_path.is_file():
-        data_path = bundle_dir / "model_data.npz"
-    data = load_arrays(data_path, ("shapes_matrix_skin", "shapes_mean_skin", "shapes_matrix_tongue", "shapes_mean_tongue"),
+    data = load_arrays(bundle.model_data("regression", actor), ("shapes_matrix_skin", "shapes_mean_skin", "shapes_matrix_tongue", "shapes_mean_tongue"),
                        "the model data of a regression bundle")
-    emo_path = bundle_dir / "implicit_emo_db.npz"
+    emo_path = bundle.file(Bundle.EMO_DB)
     load_arrays(emo_path, ("emo_db", "emo_spec_names", "emo_spec_start", "emo_spec_size"), "the implicit emotion database")
     emo_db = ImplicitEmotionDB.load_npz(emo_path)
-    onnx_path = bundle_dir / "network.onnx"
-    sess = load_session(onnx_path, threads=0)  # 0: onnxruntime's default (all cores) for offline batches
-    cfg_path = bundle_dir / f"model_config_{actor}.json"
-    if not cfg_path.is_file():
-        cfg_path = bundle_dir / "model_config.json"  # regression bundles carry no actor tag (spec §1.2)
+    onnx_path = bundle.file(Bundle.NETWORK_ONNX)
+    sess = ort_session(onnx_path, threads=0)  # 0: onnxruntime's default (all cores) for offline batches
+    cfg_path = bundle.model_config("regression", actor)  # regression bundles carry no actor tag
     source = None
     if cfg_path.is_file():
         c = read_json(cfg_path, "the model_config.json of a deploy bundle").get("config", {})

@@ -8,7 +8,6 @@ Diffusion: `infer.diffusion.from_run` / `from_bundle`, outputs named as the orig
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 from typing import Any, Iterable, Iterator
@@ -16,24 +15,14 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.runs import Bundle, TrainingRun
 
 SAMPLE_RATE = 16000
 
 
 def network_type(source: pathlib.Path, bundle: bool) -> str:
     """"regression" or "diffusion", read from the bundle's network_info.json or the run's model_def.json."""
-    if bundle:
-        path = source / "network_info.json"
-        if not path.is_file():
-            raise DataError(describe(path, None, "the network_info.json of a deploy bundle", "no such file"))
-        kind = json.loads(path.read_text()).get("id", {}).get("type")
-        if kind not in ("regression", "diffusion"):
-            raise DataError(describe(path, "id.type", "'regression' or 'diffusion'", repr(kind)))
-        return kind
-    path = source / "model_def.json"
-    if not path.is_file():
-        raise DataError(describe(path, None, "the model_def.json of a finished training run", "no such file"))
-    return "diffusion" if json.loads(path.read_text()).get("network") == "diffusion_rnn" else "regression"
+    return Bundle(source).network_type() if bundle else TrainingRun(source).network_type()
 
 
 def parse_emotion(name: str | None, weights: str | None) -> tuple[Any, str | None]:
@@ -174,18 +163,18 @@ def _keep(chunks: Iterable[Any], kept: list[Any]) -> Iterator[Any]:
 
 
 def _bundle_actor(bundle: pathlib.Path) -> str:
-    return json.loads((bundle / "network_info.json").read_text())["id"]["actor"]
+    return Bundle(bundle).network_info()["id"]["actor"]
 
 
 def _blendshapes(bundle: pathlib.Path, actor: str | None, skin: np.ndarray, tongue: np.ndarray, fps: float,
                  prefix: pathlib.Path) -> list[pathlib.Path]:
     """Solve skin (and tongue, when its files exist) weights with the bundle's `bs_<part>_<actor>.*` files."""
-    from a2f_jax.infer.blendshapes import solve_to_files
+    from a2f_jax.blendshapes import solve_to_files
 
-    skin_npz, skin_cfg = bundle / f"bs_skin_{actor}.npz", bundle / f"bs_skin_config_{actor}.json"
+    skin_npz, skin_cfg = Bundle(bundle).blendshapes(actor, "skin")
     if not skin_npz.is_file() or not skin_cfg.is_file():
         raise DataError(describe(skin_npz, None, f"the skin blendshape files of {actor} in the bundle", "no such file"))
-    tongue_npz, tongue_cfg = bundle / f"bs_tongue_{actor}.npz", bundle / f"bs_tongue_config_{actor}.json"
+    tongue_npz, tongue_cfg = Bundle(bundle).blendshapes(actor, "tongue")
     extra = {}
     if tongue_npz.is_file() and tongue_cfg.is_file():
         extra = dict(tongue_geometry=tongue, tongue_bs_npz=tongue_npz, tongue_bs_config=tongue_cfg)
@@ -204,12 +193,9 @@ def postprocess_chunks(bundle_dir: pathlib.Path, kind: str, actor: str | None, c
     if not is_bundle:
         raise ConfigError(describe("--postprocess", None, "a --bundle (its model_config and model_data)", "a --run"))
 
-    def pick(stem: str, ext: str) -> pathlib.Path:  # diffusion bundles tag files with the actor, regression not
-        tagged = bundle_dir / f"{stem}_{actor}.{ext}"
-        return tagged if tagged.is_file() else bundle_dir / f"{stem}.{ext}"
-
-    data = pp.ModelData.load(pick("model_data", "npz"), kind)
-    config = read_json(pick("model_config", "json"), "the model_config.json of a deploy bundle")
+    bundle = Bundle(bundle_dir)  # diffusion bundles tag files with the actor, regression not
+    data = pp.ModelData.load(bundle.model_data(kind, actor), kind)
+    config = read_json(bundle.model_config(kind, actor), "the model_config.json of a deploy bundle")
     processor = pp.PostProcessor(data, config, fps)  # fps: the executor frame rate, the clip's
     for geom in chunks:
         if kind == "regression":

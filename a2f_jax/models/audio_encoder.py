@@ -16,14 +16,14 @@ How the original uses it:
 - diffusion: HF HubertModel in train mode, `last_hidden_state` [B, T50, 768] (dropouts, LayerDrop 0.1,
   SpecAugment time masking all active in training).
 
-Weights are imported by `a2f_jax.models.encoder_weights`; `load_pretrained` and `random_init`
-are re-exported here.
+Weights are imported, and random encoders built, by `a2f_jax.models.encoder_weights` (which imports this
+module, not the other way round).
 
 `dtype` (every module; `models.precision`): the compute dtype of the convs, projections and attention
 matmuls. Parameters stay float32 and are cast where used; group/layer norm statistics and the softmax are
-computed in float32. The first conv's matmul form, its folded group norm and the Winograd k=3/s=2 convs are
-the CPU-tuned forms (`models.backend_ops`); other backends run `lax.conv_general_dilated` and a separate
-normalisation pass.
+computed in float32. The feature convs go through `ops.conv`: the first conv's matmul form, its folded group
+norm and the Winograd k=3/s=2 convs are the CPU-tuned forms; the plain reference is `lax.conv_general_dilated`
+and a separate normalisation pass (`ops.switch` picks).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.models.backend_ops import fast_cpu_ops
-from a2f_jax.models.fast_random import Dropout
+from a2f_jax.models.layers import Dropout, torch_uniform
 from a2f_jax.models.precision import cast
+from a2f_jax.ops import conv as conv_ops
 
 _SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert")
 
@@ -140,6 +140,15 @@ class EncoderConfig:
     def replace(self, **changes: Any) -> "EncoderConfig":
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (the "encoder" entry of a run's model_def)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> "EncoderConfig":
+        """Inverse of `to_dict` (JSON lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
     def extract_features_mode(self) -> "EncoderConfig":
         """torchaudio's `extract_features` semantics (regression): no LayerDrop, no SpecAugment; dropouts stay."""
         return self.replace(layerdrop=0.0, apply_spec_augment=False)
@@ -188,25 +197,11 @@ def _gelu(x: jax.Array) -> jax.Array:
     return jax.nn.gelu(x, approximate=False)  # erf form, as torch's default GELU
 
 
-def _mean(x: jax.Array, axis: int) -> jax.Array:
-    # sum * (1/n), not jnp.mean: jax2onnx lowers mean to ReduceMean with axes as an input, valid only from
-    # ONNX opset 18; ReduceSum takes axes as an input from opset 13, so the graph also exports at opset 14.
-    return jnp.sum(x, axis=axis, keepdims=True) * (1.0 / x.shape[axis])
-
-
 def _normalize(x: jax.Array, axis: int, eps: float) -> jax.Array:
     """Zero mean, unit (biased) variance along `axis`, two-pass variance for fp32 accuracy."""
-    centred = x - _mean(x, axis)
-    var = _mean(centred * centred, axis)
+    centred = x - conv_ops.mean(x, axis)  # sum * (1/n): exports at ONNX opset 14
+    var = conv_ops.mean(centred * centred, axis)
     return centred * jax.lax.rsqrt(var + eps)
-
-
-def _time_mean(x: jax.Array, valid: jax.Array | None) -> jax.Array:
-    """Mean over axis 1 of [B, T, C], over the first valid[b] frames only when `valid` [B] is given."""
-    if valid is None:
-        return _mean(x, 1)
-    m = (jnp.arange(x.shape[1])[None, :] < valid[:, None]).astype(x.dtype)[:, :, None]
-    return jnp.sum(x * m, axis=1, keepdims=True) / jnp.maximum(valid, 1).astype(x.dtype)[:, None, None]
 
 
 def _lengths_after(lengths: jax.Array, kernel: int, stride: int) -> jax.Array:
@@ -226,41 +221,6 @@ class _LayerNorm(nn.Module):
         return cast(_normalize(cast(x, jnp.float32), -1, self.eps) * scale + bias, self.dtype)
 
 
-def _torch_linear_uniform(fan_in: int) -> nn.initializers.Initializer:
-    bound = 1.0 / math.sqrt(fan_in)
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
-# Below this many input rows (batch x frames) the Winograd form of the k=3, stride-2 convs is faster on CPU
-# (a one-frame inference); above it XLA's convolution wins.
-_WINOGRAD_MAX_ROWS = 4096
-
-
-def _small_static(dims: tuple, limit: int) -> bool:
-    """True for concrete dims whose product is at most `limit` (symbolic export dims keep the plain conv)."""
-    return all(isinstance(d, int) for d in dims) and math.prod(dims) <= limit
-
-
-def _conv_k3s2_winograd(x: jax.Array, w: jax.Array) -> jax.Array:
-    """VALID conv, kernel 3, stride 2, NWC/WIO, with 5 channel matmuls per 2 outputs instead of 6.
-
-    Split x into even e[t] = x[2t] and odd o[t] = x[2t+1]: y[t] = w0 e[t] + w2 e[t+1] + w1 o[t]. The even part
-    is a 2-tap stride-1 filter; Winograd F(2,2) gives two outputs from three products,
-    m1 = (e0 - e1) w0, m2 = e1 (w0 + w2), m3 = (e2 - e1) w2, y0 = m1 + m2, y1 = m2 + m3 (only sums of inputs,
-    so the result is within float32 rounding of the direct conv).
-    """
-    b, n, _ = x.shape
-    t = (n - 3) // 2 + 1
-    p = (t + 1) // 2
-    need = 4 * p + 1
-    x = jnp.pad(x, ((0, 0), (0, max(need - n, 0)), (0, 0)))[:, :need]
-    e, o = x[:, 0::2], x[:, 1::2]
-    e0, e1, e2 = e[:, 0 : 2 * p : 2], e[:, 1 : 2 * p : 2], e[:, 2 : 2 * p + 1 : 2]
-    m2 = e1 @ (w[0] + w[2])
-    even = jnp.stack([(e0 - e1) @ w[0] + m2, m2 + (e2 - e1) @ w[2]], axis=2).reshape(b, 2 * p, -1)
-    return (even + o @ w[1])[:, :t]
-
-
 class _ConvLayer(nn.Module):
     """One feature-encoder conv (NWC layout), optional norm, GELU. Kernel [K, Cin, Cout]."""
 
@@ -277,60 +237,20 @@ class _ConvLayer(nn.Module):
         """`valid` [B]: output frames per row that see only real samples; GroupNorm statistics use only those."""
         cin = x.shape[-1]
         kernel32 = self.param("kernel", nn.initializers.he_normal(in_axis=(0, 1), out_axis=2), (self.kernel, cin, self.features))
-        x, kernel = cast(x, self.dtype), cast(kernel32, self.dtype)
-        fast = fast_cpu_ops()
-        if fast and cin == 1 and self.kernel % self.stride == 0:
-            # First layer: a k=m*s, stride-s conv over one channel is a matmul over m stacked stride-s frames,
-            # much faster than a 1-channel convolution.
-            m = self.kernel // self.stride
-            n_out = (x.shape[1] - self.kernel) // self.stride + 1
-            frames = x[:, : (n_out + m - 1) * self.stride, 0].reshape(x.shape[0], n_out + m - 1, self.stride)
-            patches = jnp.concatenate([frames[:, j : j + n_out] for j in range(m)], axis=-1)  # [B, T, K]
-            if self.norm == "group":
-                if self.use_bias:
-                    self.param("bias", nn.initializers.zeros, (self.features,))  # removed by the mean subtraction
-                return _gelu(self._folded_group_norm(patches, kernel32[:, 0, :], valid))
-            y = patches @ kernel[:, 0, :]
-        elif fast and self.kernel == 3 and self.stride == 2 and _small_static(x.shape[:2], _WINOGRAD_MAX_ROWS):
-            y = _conv_k3s2_winograd(x, kernel)
-        else:
-            y = jax.lax.conv_general_dilated(
-                x, kernel, window_strides=(self.stride,), padding="VALID", dimension_numbers=("NWC", "WIO", "NWC")
-            )
-        if self.use_bias:
-            y = y + cast(self.param("bias", nn.initializers.zeros, (self.features,)), self.dtype)
+        conv_bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
         if self.norm is not None:
             scale = self.param("norm_scale", nn.initializers.ones, (self.features,))
             bias = self.param("norm_bias", nn.initializers.zeros, (self.features,))
-            y = cast(y, jnp.float32)  # normalisation statistics in float32
-            if self.norm == "group":
-                centred = y - _time_mean(y, valid)
-                y = centred * jax.lax.rsqrt(_time_mean(centred * centred, valid) + self.eps)
-            else:
-                y = _normalize(y, -1, self.eps)
-            y = cast(y * scale + bias, self.dtype)
+        x = cast(x, self.dtype)
+        if self.norm == "group":  # statistics in float32; the first layer's norm folds into its matmul (CPU-tuned)
+            return _gelu(conv_ops.conv_group_norm(x, kernel32, self.stride, conv_bias, scale, bias, self.eps, valid,
+                                                  self.dtype))
+        y = conv_ops.feature_conv(x, cast(kernel32, self.dtype), self.stride)
+        if conv_bias is not None:
+            y = y + cast(conv_bias, self.dtype)
+        if self.norm == "layer":
+            y = cast(_normalize(cast(y, jnp.float32), -1, self.eps) * scale + bias, self.dtype)  # float32 statistics
         return _gelu(y)
-
-    def _folded_group_norm(self, patches: jax.Array, w: jax.Array, valid: jax.Array | None) -> jax.Array:
-        """GroupNorm(conv(x)) with one group per channel, without a stats pass over the [B, T, C] output.
-
-        conv output y_c[t] = w_c . p[t], so its per-channel time mean is w_c . mean(p) and its (biased)
-        variance is w_c^T Cov(p) w_c, with Cov(p) a tiny [B, K, K] matrix. Normalising then folds into
-        per-example weights: (w_c * gamma_c / std_c) . (p[t] - mean(p)) + beta_c. Exact, about 2x faster.
-        The statistics and the folded weights are float32 (`w` is the float32 kernel); the big product runs in
-        the compute dtype.
-        """
-        centred = cast(patches, jnp.float32) - _time_mean(cast(patches, jnp.float32), valid)  # [B, T, K]
-        if valid is None:
-            cov = jnp.einsum("btk,btl->bkl", centred, centred) * (1.0 / patches.shape[1])  # [B, K, K]
-        else:
-            m = (jnp.arange(patches.shape[1])[None, :] < valid[:, None]).astype(patches.dtype)
-            cov = jnp.einsum("btk,btl,bt->bkl", centred, centred, m) / jnp.maximum(valid, 1).astype(patches.dtype)[:, None, None]
-        var = jnp.einsum("kc,bkl,lc->bc", w, cov, w)  # [B, C]
-        scale = self.param("norm_scale", nn.initializers.ones, (self.features,))
-        bias = self.param("norm_bias", nn.initializers.zeros, (self.features,))
-        w_eff = w[None] * (scale * jax.lax.rsqrt(var + self.eps))[:, None, :]  # [B, K, C]
-        return jnp.einsum("btk,bkc->btc", cast(centred, self.dtype), cast(w_eff, self.dtype)) + cast(bias, self.dtype)
 
 
 class FeatureEncoder(nn.Module):
@@ -363,7 +283,7 @@ class FeatureProjection(nn.Module):
         cfg = self.cfg
         if cfg.feat_proj_layer_norm:
             x = _LayerNorm(cfg.layer_norm_eps, self.dtype, name="layer_norm")(x)
-        init = _torch_linear_uniform(x.shape[-1])
+        init = torch_uniform(x.shape[-1])
         x = nn.Dense(cfg.hidden_size, kernel_init=init, bias_init=init, dtype=self.dtype, name="projection")(x)
         return Dropout(cfg.feat_proj_dropout)(x, deterministic=not train)
 
@@ -574,23 +494,7 @@ def param_shapes(cfg: EncoderConfig, num_layers: int | None = None) -> Any:
     return jax.eval_shape(lambda a: model.init({"params": jax.random.key(0)}, a, train=False), audio)["params"]
 
 
-def load_pretrained(
-    snapshot_dir: Any, num_layers: int | None = None, overrides: Mapping[str, Any] | None = None
-) -> tuple[EncoderConfig, dict]:
-    """See `a2f_jax.models.encoder_weights.load_pretrained`."""
-    from a2f_jax.models import encoder_weights
-
-    return encoder_weights.load_pretrained(snapshot_dir, num_layers, overrides)
-
-
-def random_init(cfg: EncoderConfig, key: jax.Array, num_layers: int | None = None) -> dict:
-    """See `a2f_jax.models.encoder_weights.random_init`."""
-    from a2f_jax.models import encoder_weights
-
-    return encoder_weights.random_init(cfg, key, num_layers)
-
-
 __all__ = [
-    "AudioEncoder", "EncoderConfig", "EncoderOutput", "TORCHAUDIO_WAV2VEC2_BASE", "load_pretrained",
-    "param_shapes", "random_init", "spec_augment_time_mask",
+    "AudioEncoder", "EncoderConfig", "EncoderOutput", "TORCHAUDIO_WAV2VEC2_BASE", "param_shapes",
+    "spec_augment_time_mask",
 ]

@@ -29,7 +29,7 @@ parameters stay float32; the heads' outputs are cast to float32 before the mean 
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -38,7 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.models.dense import linear
+from a2f_jax.models import freeze, layers
+from a2f_jax.models.audio_encoder import EncoderConfig
 from a2f_jax.models.gru import TorchGRU
 from a2f_jax.models.precision import cast
 
@@ -52,24 +53,17 @@ FREEZE_SCHEME = "front_and_first_two"
 
 def frozen_param_predicate() -> Callable[[tuple[str, ...]], bool]:
     """Predicate on a param path of this network: True for the params the original freezes."""
-    from a2f_jax.models import freeze
-
     return freeze.encoder_frozen(FREEZE_SCHEME, (ENCODER_SCOPE,))
 
 
 def stop_frozen_gradients(params: Any) -> Any:
-    """`params` with `stop_gradient` on the frozen leaves (apply inside the differentiated function).
+    """`params` with `stop_gradient` on the frozen leaves (`freeze.stop_gradient_frozen`; apply inside the
+    differentiated function).
 
     Their gradients become constant zeros, so XLA drops the backward pass through the conv feature
     encoder, as PyTorch does for `requires_grad=False`, even when the gradients are returned (accumulation).
     """
-    frozen = frozen_param_predicate()
-
-    def leaf(path: Any, x: Array) -> Array:
-        names = tuple(str(getattr(k, "key", k)) for k in path)
-        return jax.lax.stop_gradient(x) if frozen(names) else x
-
-    return jax.tree_util.tree_map_with_path(leaf, params)
+    return freeze.stop_gradient_frozen(params, freeze.param_labels(params, frozen_param_predicate()))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -191,34 +185,9 @@ class ActorConstants:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _uniform(bound: float) -> nn.initializers.Initializer:
-    def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
-
-class Linear(nn.Module):
-    """torch.nn.Linear over the last axis: kernel [in, out] (= torch weight.T), bias [out], torch default init.
-
-    `zero_init` gives the zero weights and bias of the original's head output layers. The matmul is
-    `models.dense.linear` (on the CPU backend a backward pass tuned for XLA:CPU; same values and gradients).
-    """
-
-    features: int
-    use_bias: bool = True
-    zero_init: bool = False
-    dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        fan_in = x.shape[-1]
-        # fan_in 0 (no explicit emotion, no tongue): torch's bound is 0 there, so the bias starts at zero.
-        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        init = nn.initializers.zeros if self.zero_init else _uniform(bound)
-        kernel = cast(self.param("kernel", init, (fan_in, self.features)), self.dtype)
-        bias = cast(self.param("bias", init, (self.features,)), self.dtype) if self.use_bias else None
-        return linear(cast(x, self.dtype), kernel, bias)
+# The shared `layers.Linear`, its matmul through `ops.dense.linear` (with the CPU-tuned ops a backward pass made
+# for the 72,006-wide geometry layers; the same values and gradients within rounding).
+Linear = functools.partial(layers.Linear, wide=True)
 
 
 class FeatureConv1d(nn.Module):
@@ -235,9 +204,8 @@ class FeatureConv1d(nn.Module):
     def __call__(self, x: Array) -> Array:  # [..., F] -> [..., F]
         k = self.kernel_size
         pad = k // 2
-        bound = 1.0 / math.sqrt(k)
-        w = cast(self.param("kernel", _uniform(bound), (k, 1, 1)), self.dtype)
-        b = cast(self.param("bias", _uniform(bound), (1,)), self.dtype)
+        w = cast(self.param("kernel", layers.torch_uniform(k), (k, 1, 1)), self.dtype)  # fan_in = 1 channel * k
+        b = cast(self.param("bias", layers.torch_uniform(k), (1,)), self.dtype)
         x = cast(x, self.dtype)
         f = x.shape[-1]
         xp = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)])
@@ -391,7 +359,8 @@ class DiffusionRNN(nn.Module):
       → (x̂0 [B, T, C], GRU state [L, B, H]). With `crop=True` (streaming_stateless) the GRU consumes only the
       centre block [left, left + block) of the window, emotion may be per-frame [B, block, E], and the
       frames outside the block are zero, as in the original.
-    The audio tokens do not depend on x_t or t, so samplers compute them once per window.
+    The audio tokens do not depend on x_t or t, so the samplers (`models.diffusion_sampling`) compute them once
+    per window.
     `dtype`: compute dtype (float32; bfloat16 for mixed-precision training); x̂0 is float32 either way.
     """
 
@@ -567,106 +536,20 @@ def non_encoder_param_count(cfg: DiffusionNetConfig) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Sampling with the network (offline inference and the streaming graph of the deploy bundle)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def sample_streaming_window(
-    net: DiffusionRNN,
-    params: Any,
-    diffusion: Any,
-    window: Array,
-    identity: Array,
-    emotion: Array,
-    input_latents: Array,
-    noise: Array,
-    *,
-    skip_steps: int = 0,
-    delta_output: bool = True,
-) -> tuple[Array, Array]:
-    """One streaming window, as the exported `network.onnx` (spec_deploy_inference §2.3–2.4).
-
-    window [B, W] audio, identity [B, A], emotion [B, block, E] (or [B, E]), input_latents [S, L, B, H],
-    noise [B, S + 1, F, C] → (prediction [B, F, C], output_latents [S, L, B, H]). HuBERT runs once per window
-    (deterministic in eval mode, so equal to the original's per-step recomputation); each diffusion step
-    reads and overwrites only its latent slot; frames outside the centre block are zero before the delta.
-    """
-    cfg = net.cfg
-    left, block, right = cfg.streaming
-    frames = left + block + right
-    steps = diffusion.num_timesteps
-    if input_latents.shape[0] != steps or noise.shape[1] != steps + 1 or noise.shape[2] != frames:
-        raise ValueError(
-            f"streaming window: expected input_latents [{steps}, L, B, H] and noise [B, {steps + 1}, {frames}, C], "
-            f"found {tuple(input_latents.shape)} and {tuple(noise.shape)}"
-        )
-    variables = {"params": params}
-    hidden = net.apply(variables, window, method=DiffusionRNN.encode)
-    tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
-
-    def denoise_fn(x: Array, t: Array, slot: int, latents: Array) -> tuple[Array, Array]:
-        pred, h = net.apply(
-            variables, x, t, tokens, identity, emotion, latents[slot], method=DiffusionRNN.denoise, crop=True
-        )
-        # A static slot: stacking keeps the exported graph free of scatter ops.
-        latents = jnp.stack([h if i == slot else latents[i] for i in range(latents.shape[0])])
-        return pred, latents
-
-    from a2f_jax.models.gaussian_diffusion import p_sample_loop
-
-    pred, latents = p_sample_loop(diffusion, denoise_fn, noise, input_latents, skip_steps)
-    if delta_output:
-        pred = to_delta(pred, identity, cfg, net.constants)
-    return pred, latents
-
-
-def sample_offline(
-    net: DiffusionRNN,
-    params: Any,
-    diffusion: Any,
-    audio: Array,
-    actor_vec: Array,
-    emotion_vec: Array,
-    noise: Array,
-    *,
-    skip_steps: int = 0,
-    use_ddim: bool = False,
-    audio_lengths: Array | None = None,
-    frame_lengths: Array | None = None,
-) -> Array:
-    """Offline inference over a whole clip: T = noise.shape[2] frames, zero initial GRU state at every step.
-
-    DDPM: noise [B, K + 1, T, C] (x_K = noise[:, −1], step k uses noise[:, k]). DDIM (η = 0): noise [B, T, C] is x_K.
-    A clip right-padded to a fixed length (one compiled program for many clips) passes its real `audio_lengths`
-    [B] samples and `frame_lengths` [B] frames: its real frames then equal those of the unpadded clip (the GRU
-    is causal; the encoder ignores the padding).
-    """
-    variables = {"params": params}
-    frames = noise.shape[-2]
-    hidden = net.apply(variables, audio, method=DiffusionRNN.encode, lengths=audio_lengths)
-    if audio_lengths is None or frame_lengths is None:
-        tokens = net.apply(variables, hidden, frames, method=DiffusionRNN.condition)
-    else:
-        mask = jnp.arange(frames)[None, :] < jnp.asarray(frame_lengths)[:, None]
-        feat = encoder_frame_counts(net.cfg.encoder, audio_lengths)
-        tokens = net.apply(variables, hidden, frames, mask, feat, method=DiffusionRNN.condition)
-
-    def denoise_fn(x: Array, t: Array, slot: int, carry: Any) -> tuple[Array, Any]:
-        pred, _ = net.apply(variables, x, t, tokens, actor_vec, emotion_vec, method=DiffusionRNN.denoise)
-        return pred, carry
-
-    from a2f_jax.models import gaussian_diffusion as gd
-
-    if use_ddim:
-        x, _ = gd.ddim_sample_loop(diffusion, denoise_fn, noise, None, skip_steps)
-    else:
-        x, _ = gd.p_sample_loop(diffusion, denoise_fn, noise, None, skip_steps)
-    return x
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Import of the original's state dict (`weights.pth`, PRETRAINED_NET_FPATH)
 # ---------------------------------------------------------------------------------------------------------
+
+
+def net_from_model_def(model_def: Mapping[str, Any]) -> DiffusionRNN:
+    """The float32 network a run's model_def describes ({"net_cfg", "encoder", "mean_geometry", "scales", ...},
+    written by `a2f_jax.networks.diffusion`)."""
+    cfg_dict = dict(model_def["net_cfg"])
+    cfg_dict["streaming"] = tuple(cfg_dict["streaming"])
+    cfg = DiffusionNetConfig(**cfg_dict, encoder=EncoderConfig.from_dict(model_def["encoder"]))
+    s = model_def["scales"]
+    consts = ActorConstants(np.asarray(model_def["mean_geometry"], np.float32),
+                            *(np.asarray(s[k], np.float32) for k in ("skin", "tongue", "jaw", "eye")))
+    return DiffusionRNN(cfg, consts)
 
 
 def param_shapes(net: DiffusionRNN, num_samples: int = 16000, num_frames: int = 60) -> Any:

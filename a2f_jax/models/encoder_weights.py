@@ -269,7 +269,7 @@ def random_init(cfg: EncoderConfig, key: jax.Array, num_layers: int | None = Non
     return jax.jit(lambda k: model.init({"params": k}, audio, train=False))(key)["params"]
 
 
-# HuBERT base (facebook/hubert-base-ls960) train-mode settings as spec §2.2 lists them.
+# HuBERT base (facebook/hubert-base-ls960) with the train-mode settings the original trains the diffusion network with.
 HUBERT_BASE = EncoderConfig(
     model_type="hubert", hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.1, feat_proj_dropout=0.1,
     layerdrop=0.1, apply_spec_augment=True, mask_time_prob=0.05, mask_time_length=10, mask_time_min_masks=2,

@@ -1,17 +1,23 @@
-"""Frozen parameters for optax: labels by param path, and an optimizer that skips the frozen ones.
+"""The one freezing mechanism of both networks: labels by param path, then two uses of the same labels.
+
+1. `param_labels(params, frozen, group)`: "frozen" for the leaves the predicate picks, else the leaf's
+   optimizer group ("trainable", or e.g. "net"/"emo" for the regression network's two Adam groups).
+2. `with_frozen(tx or {group: tx}, labels)`: the optimizer; frozen leaves get `optax.set_to_zero()`, i.e. zero
+   updates and no optimizer state.
+3. `stop_gradient_frozen(params, labels)` inside the loss: the frozen leaves' gradients are constant zeros, so
+   no backward pass runs through them (as PyTorch skips `requires_grad=False` weights).
 
 The original freezes (`requires_grad=False`):
-- regression: the whole wav2vec2 encoder (scheme "whole_encoder");
+- regression: the whole wav2vec2 encoder (scheme "whole_encoder", when NETWORK_HYPER_PARAMS w2v_freeze);
 - diffusion: HuBERT's conv feature encoder, feature projection and blocks 0 and 1
   (scheme "front_and_first_two"); the positional conv, encoder LayerNorm, blocks 2+ and
   `masked_spec_embed` train with the rest.
-Frozen params get `optax.set_to_zero()`: zero updates and no optimizer state. (They still run in train
-mode, dropout and all, as in the original: freezing is only about updates.)
+(Frozen params still run in train mode, dropout and all, as in the original: freezing is only about updates.)
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import optax
@@ -50,16 +56,27 @@ def encoder_frozen(scheme: str, encoder_path: Sequence[str]) -> Callable[[tuple[
     return frozen
 
 
-def param_labels(params: Any, frozen: Callable[[tuple[str, ...]], bool]) -> Any:
-    """A pytree like `params` holding "frozen"/"trainable" per leaf."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: FROZEN if frozen(tuple(_key_name(p) for p in path)) else TRAINABLE, params
-    )
+def param_labels(params: Any, frozen: Callable[[tuple[str, ...]], bool],
+                 group: str | Callable[[tuple[str, ...]], str] = TRAINABLE) -> Any:
+    """A pytree like `params` holding per leaf "frozen", or its optimizer group: `group` itself, or
+    `group(path)` for a callable (path: the tuple of key names)."""
+    def label(path: Any, _leaf: Any) -> str:
+        names = tuple(_key_name(p) for p in path)
+        if frozen(names):
+            return FROZEN
+        return group(names) if callable(group) else group
+
+    return jax.tree_util.tree_map_with_path(label, params)
 
 
-def with_frozen(tx: optax.GradientTransformation, labels: Any) -> optax.GradientTransformation:
-    """`tx` on trainable leaves, zero updates (and no state) on frozen ones."""
-    return optax.multi_transform({TRAINABLE: tx, FROZEN: optax.set_to_zero()}, labels)
+def with_frozen(tx: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
+                labels: Any) -> optax.GradientTransformation:
+    """`tx` (one transformation for the "trainable" group, or one per group label) on the trainable leaves,
+    zero updates (and no state) on the frozen ones."""
+    groups = dict(tx) if isinstance(tx, Mapping) else {TRAINABLE: tx}
+    if FROZEN in groups:
+        raise ValueError(f"with_frozen: expected optimizer groups other than {FROZEN!r}, found {sorted(groups)}")
+    return optax.multi_transform({**groups, FROZEN: optax.set_to_zero()}, labels)
 
 
 def freeze_encoder(
@@ -75,4 +92,5 @@ def stop_gradient_frozen(params: Any, labels: Any) -> Any:
     return jax.tree_util.tree_map(lambda p, lab: jax.lax.stop_gradient(p) if lab == FROZEN else p, params, labels)
 
 
-__all__ = ["stop_gradient_frozen", "FROZEN", "TRAINABLE", "SCHEMES", "encoder_frozen", "param_labels", "with_frozen", "freeze_encoder"]
+__all__ = ["FROZEN", "SCHEMES", "TRAINABLE", "encoder_frozen", "freeze_encoder", "param_labels", "stop_gradient_frozen",
+           "with_frozen"]

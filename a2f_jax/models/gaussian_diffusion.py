@@ -282,11 +282,14 @@ def p_sample_loop(
     carry: Any = None,
     skip_steps: int = 0,
     init_x0: jax.Array | None = None,
+    timesteps: Callable[[int], jax.Array] | None = None,
 ) -> tuple[jax.Array, Any]:
     """Ancestral sampling with external noise [B, K + 1, T, C] (the original's layout).
 
     x_K = noise[:, −1] (or q_sample(init_x0 or zeros, K − 1 − skip, noise[:, −1]) when skipping);
-    spaced step k uses noise[:, k]. Returns (final sample [B, T, C], carry).
+    spaced step k uses noise[:, k]. `timesteps(k)` gives the [B] original timesteps the network sees at
+    spaced step k (default `original_timesteps`; the ONNX export builds them from a symbolic batch).
+    Returns (final sample [B, T, C], carry).
     """
     K = diff.num_timesteps
     if noise.ndim != 4 or noise.shape[1] != K + 1:
@@ -299,7 +302,8 @@ def p_sample_loop(
         x = q_sample(diff, start, indices[0], x)
     batch = x.shape[0]
     for k in indices:
-        x0, carry = denoise_fn(x, original_timesteps(diff, k, batch), diff.latent_slot(k), carry)
+        t = original_timesteps(diff, k, batch) if timesteps is None else timesteps(k)
+        x0, carry = denoise_fn(x, t, diff.latent_slot(k), carry)
         x = p_sample_step(diff, x, k, x0, noise[:, k])
     return x, carry
 

@@ -18,24 +18,14 @@ hundreds of frames; the per-frame outputs are returned in `dtype`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from a2f_jax.models.fast_random import Dropout
+from a2f_jax.models.layers import Dropout, torch_uniform
 from a2f_jax.models.precision import cast
-
-
-def torch_uniform(bound: float) -> nn.initializers.Initializer:
-    """U(−bound, bound), PyTorch's default for RNN weights and biases (bound = 1/√H)."""
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 def gru_layer(
@@ -112,7 +102,7 @@ class TorchGRU(nn.Module):
         if h0 is None:
             h0 = jnp.zeros((self.num_layers, batch, hsz), jnp.float32)
         h0 = cast(h0, jnp.float32)
-        init = torch_uniform(1.0 / math.sqrt(hsz))
+        init = torch_uniform(hsz)  # PyTorch's RNN init: U(-1/sqrt(H), 1/sqrt(H)) for weights and biases
         finals = []
         layer_in = x
         for k in range(self.num_layers):

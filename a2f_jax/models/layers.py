@@ -1,4 +1,5 @@
-"""Small shared layers of the regression network: NormRelu, GDropout, PyTorch-initialised Linear/Conv1d.
+"""Shared layers of the networks: the one PyTorch-style initialiser (`torch_uniform`), the one `Linear`,
+`Dropout`, and the regression network's NormRelu, GDropout, Conv1d and ConcatEmotion.
 
 Layout convention: channels last. A PyTorch activation [B, S, C, H, W] of the original is held here as
 [B, S, H, W, C] (or with B and S merged); GDropout draws one multiplier per (batch item, channel).
@@ -13,9 +14,14 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models.precision import cast
+from a2f_jax.ops.conv import conv1d_matmul, conv1d_xla
+from a2f_jax.ops.dense import dense_reference, linear
+from a2f_jax.ops.random import dropout_uniform
 
 Array = jax.Array
 
@@ -29,7 +35,10 @@ def norm_relu(x: Array, leak: float = 0.0) -> Array:
 
 
 def torch_uniform(fan_in: int) -> Callable[..., Array]:
-    """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (0 when fan_in is 0)."""
+    """PyTorch's default Linear/Conv/GRU init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (0 when fan_in is 0).
+
+    fan_in: in_features of a Linear, in_channels * kernel size of a conv, hidden_size of a GRU.
+    """
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
     def init(key: Array, shape: Sequence[int], dtype: jnp.dtype = jnp.float32) -> Array:
@@ -39,53 +48,53 @@ def torch_uniform(fan_in: int) -> Callable[..., Array]:
 
 
 class Linear(nn.Module):
-    """Dense layer over the last axis with PyTorch's default init. Params: kernel [in, out], bias [out]."""
+    """torch.nn.Linear over the last axis: kernel [in, out] (= torch weight.T), bias [out], PyTorch's default init.
+
+    `zero_init`: zero kernel and bias (the diffusion heads' output layers). `wide`: the matmul is `ops.dense.linear`
+    (with the CPU-tuned ops a row-major custom-VJP backward, made for the 72,006-wide diffusion layers; the
+    diffusion network sets it on all its Linears), else plain `x @ kernel + bias` under autodiff.
+    With no inputs (fan_in 0: a single-emotion dataset, no tongue) the output is the bias alone, written
+    without the empty matmul so an exported graph holds no zero-size tensors (TensorRT handles few
+    empty-tensor ops); the values are those of the matmul, and torch's bound is 0 there, so the bias starts at 0.
+    """
 
     features: int
     use_bias: bool = True
+    zero_init: bool = False
+    wide: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         fan_in = x.shape[-1]
-        kernel = self.param("kernel", torch_uniform(fan_in), (fan_in, self.features))
+        init = nn.initializers.zeros if self.zero_init else torch_uniform(fan_in)
+        kernel = cast(self.param("kernel", init, (fan_in, self.features)), self.dtype)
+        bias = cast(self.param("bias", init, (self.features,)), self.dtype) if self.use_bias else None
         if fan_in == 0:
-            # No inputs (a single-emotion dataset has no explicit emotion): x @ kernel is zero, so the output
-            # is the bias alone. Written without the empty matmul, the exported graph holds no zero-size
-            # tensors (TensorRT handles few empty-tensor ops); the values are those of the matmul.
-            bias = self.param("bias", torch_uniform(fan_in), (self.features,)) if self.use_bias else jnp.zeros((self.features,), x.dtype)
-            return jnp.broadcast_to(cast(bias, self.dtype), x.shape[:-1] + (self.features,))
-        y = jnp.dot(cast(x, self.dtype), cast(kernel, self.dtype))
-        if self.use_bias:
-            y = y + cast(self.param("bias", torch_uniform(fan_in), (self.features,)), self.dtype)
-        return y
+            out = jnp.zeros((self.features,), self.dtype) if bias is None else bias
+            return jnp.broadcast_to(out, x.shape[:-1] + (self.features,))
+        return (linear if self.wide else dense_reference)(cast(x, self.dtype), kernel, bias)
 
 
-def conv1d_matmul(x: Array, kernel: Array, stride: int, padding: tuple[int, int]) -> Array:
-    """1-D convolution as one matmul over gathered taps. x [N, L, Cin], kernel [k, Cin, Cout] -> [N, Lout, Cout].
+class Dropout(nn.Module):
+    """`flax.linen.Dropout` (no broadcast dims), its mask drawn by `ops.random.dropout_uniform` (the straight-line
+    threefry with the CPU-tuned ops, `jax.random.uniform` otherwise: the same numbers).
 
-    On CPU the small convolutions of this network run faster as a dense matmul than through XLA's conv,
-    and slices + concat + matmul export to ONNX without layout surprises.
+    Same class name, hence the same auto-names and `make_rng` streams as the Flax module it replaces:
+    masks and outputs are bit-identical, and faster on CPU.
     """
-    k = kernel.shape[0]
-    if padding != (0, 0):
-        x = jnp.pad(x, ((0, 0), padding, (0, 0)))
-    length = x.shape[1]
-    out_len = (length - k) // stride + 1
-    if k == 1:
-        taps = x[:, : (out_len - 1) * stride + 1 : stride, :]
-    else:
-        taps = jnp.concatenate(
-            [x[:, j : j + (out_len - 1) * stride + 1 : stride, :] for j in range(k)], axis=-1
-        )  # [N, Lout, k*Cin], tap-major so it matches kernel.reshape(k*Cin, Cout)
-    return jnp.dot(taps, kernel.reshape(k * kernel.shape[1], kernel.shape[2]))
 
+    rate: float
 
-def conv1d_xla(x: Array, kernel: Array, stride: int, padding: tuple[int, int]) -> Array:
-    """The same convolution through lax.conv_general_dilated (reference path; NWC layout)."""
-    return jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(stride,), padding=(padding,), dimension_numbers=("NWC", "WIO", "NWC")
-    )
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool) -> Array:
+        if self.rate == 0.0 or deterministic:
+            return x
+        if self.rate == 1.0:
+            return jnp.zeros_like(x)
+        keep = 1.0 - self.rate
+        mask = dropout_uniform(self.make_rng("dropout"), x.shape) < np.float32(keep)
+        return lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
 class Conv1d(nn.Module):

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError
+from a2f_jax.models.audio_encoder import EncoderConfig
 from a2f_jax.models.layers import Conv1d, GDropout, Linear, concat_emotion, norm_relu
 from a2f_jax.models.precision import cast
 
@@ -60,7 +61,7 @@ class RegressionNetConfig:
     result_eyes_size: int = 4
     use_w2v_features: bool = True
     use_autocorr_features: bool = True
-    w2v_freeze: bool = True
+    w2v_freeze: bool = True  # training only: the encoder's params are frozen (`models.freeze`, the train step)
     w2v_num_layers: int = 1
     autocorr: AutocorrParams = AutocorrParams()
     implicit_emotion_len: int = 16
@@ -175,8 +176,6 @@ class ConvW2VAutocorr(nn.Module):
         hidden = enc(audio * W2V_X_SCALE, train=train).hidden_states
         # hidden_states[0] is the transformer input; [1:] are the outputs of the kept blocks.
         feats = jnp.stack(hidden[1 : c.w2v_num_layers + 1], axis=-1)  # [N, T, 768, L]
-        if c.w2v_freeze:
-            feats = jax.lax.stop_gradient(feats)  # frozen: no gradient into (or through) the encoder
         coeffs = self.param("w2v_feature_coeffs", nn.initializers.ones, (c.w2v_num_layers,))
         feats = jnp.sum(feats * cast(coeffs, feats.dtype), axis=-1) / cast(jnp.sum(coeffs), feats.dtype)
         return nn.relu(self._linear(BRANCH_CHANNELS, "w2v_linear_mapping")(feats))
@@ -281,6 +280,16 @@ def init_params(model: ConvW2VAutocorr, key: Array, batch: int = 1, seq: int = 2
     audio = jnp.zeros((batch, seq, buffer_len), jnp.float32)
     emotion = jnp.zeros((batch, seq, model.cfg.emotion_len), jnp.float32)
     return model.init({"params": key}, audio, emotion, jnp.ones((batch,), jnp.float32), train=False)["params"]
+
+
+MODEL_DEF_NETWORK = "conv_w2v_autocorr"  # model_def "network" of this network
+
+
+def net_from_model_def(model_def: Mapping[str, Any]) -> ConvW2VAutocorr:
+    """The float32 network a run's model_def describes ({"network", "params", "encoder", "window"}, written by
+    `a2f_jax.networks.regression`); its input windows are `model_def["window"]` samples long."""
+    return ConvW2VAutocorr(RegressionNetConfig.from_network_params(model_def["params"],
+                                                                   EncoderConfig.from_dict(model_def["encoder"])))
 
 
 def count_params(tree: Any) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from a2f_jax.data import caches, check
 from a2f_jax.data.actor import actor_value, load_json, load_npz
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.runs import PreprocRun
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,7 @@ def preproc_dir_for(train_cfg: Any, actor: str) -> pathlib.Path:
         raise ConfigError(
             describe("config_train", "PREPROC_RUN_NAME_FULL", "the full preproc run name printed by preprocessing", f"the placeholder {name!r}")
         )
-    from a2f_jax.rundir import resolve_preproc_run
-
-    return pathlib.Path(resolve_preproc_run(root, actor, str(name)))
+    return PreprocRun.resolve(root, actor, str(name)).path
 
 
 def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorArtifacts:
@@ -135,12 +134,12 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
         override = actor_value(train_cfg, key, actor)
         return pathlib.Path(override) if override else pdir / rel  # type: ignore[operator]
 
-    skin_shapes = _load_npz(path("SKIN_PCA_SHAPES_FPATH", "pca/skin/skin_pca_shapes.npz"))
-    tongue_shapes = _load_npz(path("TONGUE_PCA_SHAPES_FPATH", "pca/tongue/tongue_pca_shapes.npz"))
-    skin_coeffs = _load_npz(path("SKIN_PCA_COEFFS_FPATH", "pca/skin/skin_pca_coeffs_all.npz"))
-    tongue_coeffs = _load_npz(path("TONGUE_PCA_COEFFS_FPATH", "pca/tongue/tongue_pca_coeffs_all.npz"))
-    info_path = path("DATA_INFO_FPATH", "deploy/data_info.json")
-    shots_path = path("SHOT_LIST_FPATH", "deploy/shots.json")
+    skin_shapes = _load_npz(path("SKIN_PCA_SHAPES_FPATH", PreprocRun.pca_shapes_name("skin")))
+    tongue_shapes = _load_npz(path("TONGUE_PCA_SHAPES_FPATH", PreprocRun.pca_shapes_name("tongue")))
+    skin_coeffs = _load_npz(path("SKIN_PCA_COEFFS_FPATH", PreprocRun.pca_coeffs_name("skin")))
+    tongue_coeffs = _load_npz(path("TONGUE_PCA_COEFFS_FPATH", PreprocRun.pca_coeffs_name("tongue")))
+    info_path = path("DATA_INFO_FPATH", PreprocRun.DATA_INFO)
+    shots_path = path("SHOT_LIST_FPATH", PreprocRun.SHOTS)
     for p in (info_path, shots_path):
         if not p.is_file():
             raise DataError(describe(p, None, "a preprocessing artifact (json)", "no such file"))
@@ -149,7 +148,8 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
         raise DataError(describe(info_path, None, "a JSON object", type(data_info).__name__))
     if not isinstance(shots, list) or not all(isinstance(row, list) for row in shots):
         raise DataError(describe(shots_path, None, "a JSON list of [actor, shot, len, fps, emotion] rows", repr(shots)[:80]))
-    mean_geometry_path = (pdir / "deploy/mean_geometry.npy") if pdir else info_path.parent / "mean_geometry.npy"
+    mean_name = PreprocRun.MEAN_GEOMETRY
+    mean_geometry_path = (pdir / mean_name) if pdir else info_path.parent / pathlib.PurePosixPath(mean_name).name
     mean_geometry = caches.load_npy(mean_geometry_path) if mean_geometry_path.is_file() else np.zeros(0)
 
     def optional_npz(key: str) -> dict[str, np.ndarray] | None:

@@ -6,13 +6,13 @@ gives random ones (tests, demo), optionally resized by AUDIO_ENCODER_CONFIG_OVER
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 
 from a2f_jax.errors import ConfigError, describe
+from a2f_jax.models.encoder_weights import encoder_from_settings
 
 
 def _tuples(d: Mapping[str, Any]) -> dict:
@@ -21,24 +21,12 @@ def _tuples(d: Mapping[str, Any]) -> dict:
 
 def encoder_config(tcfg: Any, network_type: str, num_layers: int | None = None) -> tuple[Any, Any]:
     """(EncoderConfig, pretrained params or None) for "regression" (wav2vec2) or "diffusion" (HuBERT)."""
-    from a2f_jax.models.encoder_weights import encoder_from_settings
-
     network_type = {"wav2vec2": "regression", "hubert": "diffusion"}.get(network_type, network_type)
-    random = bool(tcfg.get("AUDIO_ENCODER_RANDOM_INIT", False))
-    overrides = _tuples(dict(tcfg.get("AUDIO_ENCODER_CONFIG_OVERRIDES", None) or {}))
-    cfg, params = encoder_from_settings(network_type, tcfg.get("AUDIO_ENCODER_SNAPSHOT", None), random, overrides,
+    random = bool(tcfg.AUDIO_ENCODER_RANDOM_INIT)
+    overrides = _tuples(dict(tcfg.AUDIO_ENCODER_CONFIG_OVERRIDES or {}))
+    cfg, params = encoder_from_settings(network_type, tcfg.AUDIO_ENCODER_SNAPSHOT, random, overrides,
                                         jax.random.PRNGKey(0), num_layers)
     return cfg, None if random else params  # random weights come from the network's own init
-
-
-def encoder_to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def encoder_from_dict(d: Mapping[str, Any]) -> Any:
-    from a2f_jax.models.audio_encoder import EncoderConfig
-
-    return EncoderConfig(**_tuples(d))
 
 
 def replace_encoder_params(params: Mapping[str, Any], scope: str, encoder_params: Any) -> dict:

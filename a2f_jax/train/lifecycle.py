@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 import jax
 
 from a2f_jax import rundir
+from a2f_jax.runs import TrainingRun
 from a2f_jax.errors import ConfigError, RunError, TrainingStopped, describe
 from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.train.checkpoint import Checkpointer
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 STOP_FILE = "STOP"  # `touch RUN_DIR/STOP`: finish the current step, save, end with status "stopped"
 SESSIONS_FILE = "sessions.json"  # in configs/
 HISTORY_FILE = "history.json"
-RUN_MARKERS = ("configs", "model_def.json", rundir.STATUS_FILE)  # what makes a folder a training run
+RUN_MARKERS = (rundir.CONFIG_DIR, TrainingRun.MODEL_DEF, rundir.STATUS_FILE)  # what makes a folder a training run
 _BUDGET_KEYS = ("MAX_TRAIN_STEPS", "NUM_EPOCHS")  # expected to change when a run is continued
 
 
@@ -139,7 +140,7 @@ def open_run(configs: Any, artifacts: dict, resume_dir: pathlib.Path | None,
 
 def restore(run_dir: pathlib.Path, tcfg: Any, state: Any, resume: bool) -> tuple[Checkpointer, Any, int]:
     """(checkpointer, state, first step): the newest intact checkpoint's state when resuming, else `state` at 0."""
-    ckpt = Checkpointer(run_dir / "checkpoints", int(tcfg.get("MAX_CHECKPOINTS_TO_KEEP", 3)))
+    ckpt = Checkpointer(run_dir / TrainingRun.CHECKPOINTS, int(tcfg.get("MAX_CHECKPOINTS_TO_KEEP", 3)))
     if not resume:
         return ckpt, state, 0
     if ckpt.latest_step() is None:
@@ -171,16 +172,16 @@ def _read_json(path: pathlib.Path, default: Any) -> Any:
 
 def _record_configs(run_dir: pathlib.Path, configs: Any, max_steps: int | None, resumed: bool) -> dict:
     """Write the session's train config into `configs/`; returns what changed since the previous session."""
-    cfg_dir = run_dir / "configs"
+    cfg_dir = run_dir / rundir.CONFIG_DIR
     new = _train_config(configs, max_steps)
-    old = _read_json(cfg_dir / "config_train_full.json", {}) if resumed else {}
+    old = _read_json(run_dir / TrainingRun.TRAIN_CONFIG, {}) if resumed else {}
     changes = {k: {"from": old.get(k), "to": new.get(k)} for k in sorted(set(old) | set(new))
                if resumed and old.get(k) != new.get(k)}
     modifier = dict(configs.modifiers.get("train") or {})
     if max_steps is not None:
         modifier["MAX_TRAIN_STEPS"] = int(max_steps)
     if jax.process_index() == 0:
-        atomic_write_json(cfg_dir / "config_train_full.json", new)
+        atomic_write_json(run_dir / TrainingRun.TRAIN_CONFIG, new)
         if modifier:
             atomic_write_json(cfg_dir / "config_train_modifier.json", json.loads(json.dumps(modifier)))
     others = [k for k in changes if k not in _BUDGET_KEYS]
@@ -192,7 +193,7 @@ def _record_configs(run_dir: pathlib.Path, configs: Any, max_steps: int | None, 
 def begin_session(run_dir: pathlib.Path, configs: Any, max_steps: int | None, start: int, total: int,
                   resumed: bool) -> Session:
     """Record the session (configs/, sessions.json), clear a stale STOP file and mark the run "running"."""
-    sessions = _read_json(run_dir / "configs" / SESSIONS_FILE, [])
+    sessions = _read_json(run_dir / rundir.CONFIG_DIR / SESSIONS_FILE, [])
     sessions = sessions if isinstance(sessions, list) else []
     changes = _record_configs(run_dir, configs, max_steps, resumed)
     number = len(sessions) + 1
@@ -204,9 +205,9 @@ def begin_session(run_dir: pathlib.Path, configs: Any, max_steps: int | None, st
     entry = {"session": number, "started": started, "start_step": start,
              "total_steps": total, "max_steps": max_steps, "command": [sys.executable, *sys.argv],
              "config_changes": changes}
-    checkpoint = str(run_dir / "checkpoints" / str(start)) if start else None
+    checkpoint = str(run_dir / TrainingRun.CHECKPOINTS / str(start)) if start else None
     if jax.process_index() == 0:
-        atomic_write_json(run_dir / "configs" / SESSIONS_FILE, [*sessions, entry])
+        atomic_write_json(run_dir / rundir.CONFIG_DIR / SESSIONS_FILE, [*sessions, entry])
     _status(run_dir, "running", step=start, total_steps=total, checkpoint=checkpoint, session=number,
             **rundir.process_fields())
     config_dir = str(configs.config_dir) if getattr(configs, "config_dir", None) else "<CONFIG_DIR>"

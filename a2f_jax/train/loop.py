@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
 from a2f_jax.errors import A2FError
 from a2f_jax.train.checkpoint import Checkpointer
@@ -104,8 +105,6 @@ def run_loop(
     last_good = checkpointer.latest_step() if checkpointer else None
     bar = None
     if settings.show_progress and jax.process_index() == 0:
-        from tqdm import tqdm
-
         bar = tqdm(total=settings.total_steps, initial=start_step, unit="step", dynamic_ncols=True, mininterval=2.0)
     t_start, steps_timed = time.perf_counter(), 0
 

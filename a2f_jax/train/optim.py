@@ -1,9 +1,9 @@
 """Optimizers and learning-rate schedules of the two trainers, as optax transformations.
 
-Regression (spec §5.1): Adam with two groups — the network and the implicit emotion database
+Regression: Adam with two groups — the network and the implicit emotion database
 (lr × EMO_LR_MULT) — decayed by LR_STEP_GAMMA once per epoch; frozen parameters get no update and
-no optimizer state.
-Diffusion (spec §5.2): Adam with timm's per-epoch warm-up + cosine schedule, stepped after each epoch
+no optimizer state (`models.freeze`, the one freezing mechanism of both networks).
+Diffusion: Adam with timm's per-epoch warm-up + cosine schedule, stepped after each epoch
 (one-epoch lag), and gradient accumulation over GRADIENT_ACCUMULATION_STEPS.
 """
 
@@ -17,7 +17,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from a2f_jax.models import freeze
+
 Labels = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """What a network's `make_optimizer` returns: `tx` is what its train step applies (an optax transformation or
+    `Accumulate`), `learning_rate(step)` the rate in effect at global step `step` (logged as "learning_rate")."""
+
+    tx: Any
+    learning_rate: Callable[[int], float]
 
 
 def regression_schedule(lr: float, gamma: float, steps_per_epoch: int) -> optax.Schedule:
@@ -27,15 +38,12 @@ def regression_schedule(lr: float, gamma: float, steps_per_epoch: int) -> optax.
 
 def regression_optimizer(lr: float, emo_lr_mult: float, gamma: float, steps_per_epoch: int,
                          labels: Labels) -> optax.GradientTransformation:
-    """Adam per group; `labels(params)` maps each leaf to "net", "emo" or "frozen"."""
+    """Adam per group; `labels` (`freeze.param_labels`, a pytree or a function of the params) maps each leaf to
+    "net", "emo" or `freeze.FROZEN`."""
     net = regression_schedule(lr, gamma, steps_per_epoch)
     emo = regression_schedule(lr * emo_lr_mult, gamma, steps_per_epoch)
-    return optax.multi_transform(
-        {"net": optax.adam(net, b1=0.9, b2=0.999, eps=1e-8),
-         "emo": optax.adam(emo, b1=0.9, b2=0.999, eps=1e-8),
-         "frozen": optax.set_to_zero()},
-        labels,
-    )
+    return freeze.with_frozen({"net": optax.adam(net, b1=0.9, b2=0.999, eps=1e-8),
+                               "emo": optax.adam(emo, b1=0.9, b2=0.999, eps=1e-8)}, labels)
 
 
 def diffusion_epoch_lr(epoch: int, lr: float, num_epochs: int, lr_min: float = 1e-5,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -77,11 +77,53 @@ def fps_factor(target_fps: float, cache_fps: float) -> int:
     return k
 
 
-def bucket_for(length: int, buckets: list[int]) -> int:
+def bucket_for(length: int, buckets: Sequence[int]) -> int:
     for b in sorted(buckets):
         if length <= b:
             return int(b)
     return int(length)  # longer than every bucket: its own length (one more compiled program)
+
+
+def sampling_buckets(buckets: Sequence[int]) -> tuple[int, ...]:
+    """Padded lengths of offline sampling (validation): LENGTH_BUCKETS and two doublings of its largest, so
+    clips somewhat longer than the training items still share a compiled program."""
+    largest = max(int(b) for b in buckets)
+    return tuple(sorted(int(b) for b in buckets)) + (2 * largest, 4 * largest)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionSamplerSettings:
+    """What the diffusion sampler reads from config_train (docs/config_reference.md)."""
+
+    target_fps: float  # TARGET_FPS
+    random_subsegment: bool  # TRAIN_ON_RANDOM_SUBSEGMENT (training batches only)
+    subsegment_min: int  # SUBSEGMENT_MIN_FRAME
+    subsegment_max: int  # SUBSEGMENT_MAX_FRAME
+    length_buckets: tuple[int, ...]  # LENGTH_BUCKETS: padded lengths of a batch > 1
+    pitch_shift_p: float  # AUGMENT.pitch_shift.p
+    pitch_shift_range: tuple[float, float]  # AUGMENT.pitch_shift.min_semitones, max_semitones
+    noise_type: str | None  # AUG_MUTED_AUDIO_NOISE_TYPE: "gauss", "mic" or None (silence)
+    noise_scale: float  # AUG_MUTED_AUDIO_NOISE_SCALE
+    local_scale_range: tuple[float, float]  # AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE
+    audio_method: str  # AUDIO_PREPROC_METHOD
+
+    @classmethod
+    def from_train_config(cls, train: Any) -> "DiffusionSamplerSettings":
+        pitch = train.AUGMENT["pitch_shift"]
+        lo, hi = train.AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE
+        return cls(
+            target_fps=float(train.TARGET_FPS),
+            random_subsegment=bool(train.TRAIN_ON_RANDOM_SUBSEGMENT),
+            subsegment_min=int(train.SUBSEGMENT_MIN_FRAME),
+            subsegment_max=int(train.SUBSEGMENT_MAX_FRAME),
+            length_buckets=tuple(int(b) for b in train.LENGTH_BUCKETS),
+            pitch_shift_p=float(pitch["p"]),
+            pitch_shift_range=(float(pitch["min_semitones"]), float(pitch["max_semitones"])),
+            noise_type=train.AUG_MUTED_AUDIO_NOISE_TYPE,
+            noise_scale=float(train.AUG_MUTED_AUDIO_NOISE_SCALE),
+            local_scale_range=(float(lo), float(hi)),
+            audio_method=str(train.AUDIO_PREPROC_METHOD),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,32 +142,30 @@ class ItemPlan:
 class DiffusionSampler:
     """Maps a global step to a batch {audio [B, N], y [B, T, D], mask [B, T], actor [B, A], emotion [B, E]}."""
 
-    def __init__(self, data: TrainingData, train_cfg: Any, dataset_cfg: Any, batch_size: int, seed: int,
+    def __init__(self, data: TrainingData, settings: DiffusionSamplerSettings, batch_size: int, seed: int,
                  clips: list[Clip] | None = None, augment: bool = True):
         from a2f_jax.data import audio as audio_io
 
         self.audio_io = audio_io
         self.data = data
+        self.settings = settings
         self.clips = list(data.clips if clips is None else clips)
         if not self.clips:
             raise ValueError("no diffusion training clips")
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment
-        self.target_fps = float(train_cfg.get("TARGET_FPS", 60.0))
-        self.random_subsegment = bool(train_cfg.get("TRAIN_ON_RANDOM_SUBSEGMENT", True)) and augment
-        self.sub_min = int(train_cfg.get("SUBSEGMENT_MIN_FRAME", 30))
-        self.sub_max = int(train_cfg.get("SUBSEGMENT_MAX_FRAME", 600))
-        self.buckets = [int(b) for b in (train_cfg.get("LENGTH_BUCKETS", None) or [120, 240, 360, 600])]
-        aug = dict(train_cfg.get("AUGMENT", None) or {})
-        ps = dict(aug.get("pitch_shift", None) or {})
-        self.pitch_p = float(ps.get("p", 0.0)) if augment else 0.0
-        self.pitch_range = (float(ps.get("min_semitones", -2.0)), float(ps.get("max_semitones", 2.0)))
-        self.noise_type = train_cfg.get("AUG_MUTED_AUDIO_NOISE_TYPE", "mic")
-        self.noise_scale = float(train_cfg.get("AUG_MUTED_AUDIO_NOISE_SCALE", 0.1))
-        lo, hi = train_cfg.get("AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE", (0.0, 1.0))
-        self.local_scale_range = (float(lo), float(hi))
-        self.method = train_cfg.get("AUDIO_PREPROC_METHOD", "w2v")
+        self.target_fps = settings.target_fps
+        self.random_subsegment = settings.random_subsegment and augment
+        self.sub_min = settings.subsegment_min
+        self.sub_max = settings.subsegment_max
+        self.buckets = list(settings.length_buckets)
+        self.pitch_p = settings.pitch_shift_p if augment else 0.0
+        self.pitch_range = settings.pitch_shift_range
+        self.noise_type = settings.noise_type
+        self.noise_scale = settings.noise_scale
+        self.local_scale_range = settings.local_scale_range
+        self.method = settings.audio_method
         self._tracks: dict[str, np.ndarray] = {}
         self._factors: dict[float, int] = {}
         self.actor_vecs = {a: np.eye(len(data.actors), dtype=np.float32)[i] for i, a in enumerate(data.actors)}

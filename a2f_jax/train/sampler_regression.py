@@ -77,29 +77,58 @@ def gather_batch(dev: DeviceDataset, idx: dict[str, jax.Array], window: int, pho
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class RegressionSamplerSettings:
+    """What the regression sampler reads from config_train (docs/config_reference.md)."""
+
+    seq_len: int  # SEQ_LEN: frames per sample
+    seq_stride: int  # SEQ_STRIDE
+    window: int  # AUDIO_PARAMS.buffer_len: samples of audio per frame
+    window_ofs: int  # AUDIO_PARAMS.buffer_ofs: samples of the window before the frame's time
+    timeshift: float  # AUGMENT.timeshift: range of the random shift, in frames (training batches only)
+    noise_type: str | None  # AUG_MUTED_AUDIO_NOISE_TYPE: "gauss", "mic" or None (silence)
+    noise_scale: float  # AUG_MUTED_AUDIO_NOISE_SCALE
+    local_scale_range: tuple[float, float]  # AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE
+    audio_method: str  # AUDIO_PREPROC_METHOD
+
+    @classmethod
+    def from_train_config(cls, train: Any) -> "RegressionSamplerSettings":
+        lo, hi = train.AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE
+        return cls(
+            seq_len=int(train.SEQ_LEN),
+            seq_stride=int(train.SEQ_STRIDE),
+            window=int(train.AUDIO_PARAMS["buffer_len"]),
+            window_ofs=int(train.AUDIO_PARAMS["buffer_ofs"]),
+            timeshift=float(train.AUGMENT["timeshift"]),
+            noise_type=train.AUG_MUTED_AUDIO_NOISE_TYPE,
+            noise_scale=float(train.AUG_MUTED_AUDIO_NOISE_SCALE),
+            local_scale_range=(float(lo), float(hi)),
+            audio_method=str(train.AUDIO_PREPROC_METHOD),
+        )
+
+
 class RegressionSampler:
     """Maps a global step to the sample indices, timeshifts and noise draws of its batch."""
 
-    def __init__(self, data: TrainingData, train_cfg: Any, dataset_cfg: Any, batch_size: int, seed: int,
+    def __init__(self, data: TrainingData, settings: RegressionSamplerSettings, batch_size: int, seed: int,
                  clips: list | None = None, shuffle: bool = True, noise_bank_size: int = 512,
                  phonemes: Any | None = None):
         """phonemes: a `phonemes.PhonemeSetup` to add phoneme windows (spec §7) to every batch, or None."""
         from a2f_jax.data import audio as audio_io
 
         self.data = data
+        self.settings = settings
         self.clips = list(data.clips if clips is None else clips)
-        self.seq_len = int(train_cfg.get("SEQ_LEN", 2))
-        self.seq_stride = int(train_cfg.get("SEQ_STRIDE", 1))
+        self.seq_len = settings.seq_len
+        self.seq_stride = settings.seq_stride
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.shuffle = shuffle
-        params = train_cfg.get("AUDIO_PARAMS")
-        self.window = int(params["buffer_len"])
-        self.window_ofs = int(params["buffer_ofs"])
-        self.timeshift = float((train_cfg.get("AUGMENT", None) or {}).get("timeshift", 0.0)) if shuffle else 0.0
-        lo, hi = train_cfg.get("AUG_MUTED_AUDIO_NOISE_LOCAL_SCALE_RANGE", (0.0, 1.0))
-        self.local_scale_range = (float(lo), float(hi))
-        method = train_cfg.get("AUDIO_PREPROC_METHOD", "w2v")
+        self.window = settings.window
+        self.window_ofs = settings.window_ofs
+        self.timeshift = settings.timeshift if shuffle else 0.0
+        self.local_scale_range = settings.local_scale_range
+        method = settings.audio_method
 
         counts = [max((c.length - self.seq_len) // self.seq_stride + 1, 0) for c in self.clips]
         self.cum = np.cumsum(counts)
@@ -128,8 +157,7 @@ class RegressionSampler:
         audio = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(1, np.float32)
 
         targets = np.concatenate(data.targets, axis=0).astype(np.float32)
-        noise_type = train_cfg.get("AUG_MUTED_AUDIO_NOISE_TYPE", "mic")
-        noise_scale = float(train_cfg.get("AUG_MUTED_AUDIO_NOISE_SCALE", 0.1))
+        noise_type, noise_scale = settings.noise_type, settings.noise_scale
         bank_rng = np.random.default_rng([self.seed, 0x6E6F697365])
         if noise_type is None:
             bank = np.zeros((1, self.window), np.float32)

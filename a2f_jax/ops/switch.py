@@ -1,17 +1,17 @@
-"""The one place that decides between the CPU-tuned forms of a few ops and the plain JAX ops.
+"""The one switch between the CPU-tuned forms of a few ops and their plain references.
 
-Several speed-ups were measured on XLA:CPU only: the custom-VJP `models.dense` (row-major backward of the
-72,006-wide diffusion layers), the straight-line threefry of `models.fast_random` (noise, dropout masks), and
-in the audio encoder the matmul form of the first conv, its folded group norm and the Winograd k=3/s=2 convs.
-On GPU/TPU the plain ops (`jnp.dot` under autodiff, `jax.random`, `lax.conv_general_dilated`, a separate
-normalisation pass) are what those compilers are built for, so they are used there until a measurement on
-that backend says otherwise. Both forms compute the same values (random numbers bit for bit; the rest within
-float32 rounding), so the choice never changes a result beyond rounding.
+Several speed-ups were measured on XLA:CPU only: the custom-VJP dense of `ops.dense` (row-major backward of the
+72,006-wide diffusion layers), the straight-line threefry of `ops.random` (noise, dropout masks), and in the
+audio encoder the matmul form of the first conv, its folded group norm and the Winograd k=3/s=2 convs
+(`ops.conv`). On GPU/TPU the plain references (`jnp.dot` under autodiff, `jax.random`,
+`lax.conv_general_dilated`, a separate normalisation pass) are what those compilers are built for, so they are
+used there until a measurement on that backend says otherwise. Both forms compute the same values (random
+numbers bit for bit; the rest within float32 rounding), so the choice never changes a result beyond rounding.
 
 Every call site asks `fast_cpu_ops()` while it is traced: the decision is baked into each compiled program,
 and a program traced after the environment changes sees the new decision (a program already compiled keeps
-its own). Overrides, read at every call:
-- `A2F_PLAIN_OPS=1`: plain ops on every backend;
+its own; `jax.clear_caches()` drops those). Overrides, read at every call:
+- `A2F_PLAIN_OPS=1`: the plain references on every backend (the one variable that routes everything plain);
 - `A2F_FAST_OPS=1`: the CPU-tuned forms on every backend (to measure them on an accelerator).
 """
 

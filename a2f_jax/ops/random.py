@@ -10,21 +10,21 @@ identical to `jax.random.normal(key, shape)` (tests check this), only produced f
 Threefry keys, raw (`jax.random.PRNGKey`) or typed (`jax.random.key`, Flax's `make_rng`); keys of
 another implementation fall back to `jax.random`.
 
-`normal`/`uniform` are always the straight-line forms; the call sites use `noise_normal` and `Dropout`, which
-take them on the CPU backend and `jax.random` elsewhere (`backend_ops`): the numbers are the same either way.
+`normal`/`uniform` are always the straight-line forms, `normal_reference`/`uniform_reference` always
+`jax.random`; the call sites use `noise_normal` (diffusion noise) and `dropout_uniform` (the mask of
+`models.layers.Dropout`), which pick by `ops.switch.fast_cpu_ops()`: the numbers are the same either way.
 """
 
 from __future__ import annotations
 
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from a2f_jax.models.backend_ops import fast_cpu_ops
+from a2f_jax.ops.switch import fast_cpu_ops
 
 Array = jax.Array
 
@@ -53,7 +53,7 @@ def _threefry_data(key: Array) -> Array | None:
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     if key.shape != (() if typed else (2,)) or not (typed or key.dtype == jnp.uint32):
-        raise ValueError(f"fast_random: expected one threefry key (uint32[2] or a typed key), found {key.dtype}{list(key.shape)}")
+        raise ValueError(f"ops.random: expected one threefry key (uint32[2] or a typed key), found {key.dtype}{list(key.shape)}")
     if not typed:
         return key
     return jax.random.key_data(key) if str(jax.random.key_impl(key)) == "threefry2x32" else None
@@ -66,7 +66,7 @@ def random_bits(key: Array, shape: tuple[int, ...]) -> Array:
         return jax.random.bits(key, shape, jnp.uint32)
     size = math.prod(shape)
     if size >= 2**32:
-        raise ValueError(f"fast_random: expected fewer than 2**32 values, found {size}")
+        raise ValueError(f"ops.random: expected fewer than 2**32 values, found {size}")
     lo = lax.iota(jnp.uint32, size).reshape(shape)
     b0, b1 = threefry2x32(data[0], data[1], jnp.zeros_like(lo), lo)
     return b0 ^ b1
@@ -87,32 +87,27 @@ def normal(key: Array, shape: tuple[int, ...]) -> Array:
     return np.float32(np.sqrt(2)) * lax.erf_inv(uniform(key, shape, float(lo), 1.0))
 
 
+def uniform_reference(key: Array, shape: tuple[int, ...]) -> Array:
+    """The plain reference of `uniform` on [0, 1): `jax.random.uniform`."""
+    return jax.random.uniform(key, shape, jnp.float32)
+
+
+def normal_reference(key: Array, shape: tuple[int, ...]) -> Array:
+    """The plain reference of `normal`: `jax.random.normal`."""
+    return jax.random.normal(key, shape, jnp.float32)
+
+
 def noise_normal(key: Array, shape: tuple[int, ...]) -> Array:
     """float32 `jax.random.normal(key, shape)`: the straight-line form with the CPU-tuned ops, JAX's otherwise."""
-    return normal(key, shape) if fast_cpu_ops() else jax.random.normal(key, shape, jnp.float32)
+    return normal(key, shape) if fast_cpu_ops() else normal_reference(key, shape)
 
 
-class Dropout(nn.Module):
-    """`flax.linen.Dropout` (no broadcast dims) with its mask drawn by `uniform` above (CPU-tuned ops) or by
-    `jax.random.uniform` (plain ops), which are the same numbers.
-
-    Same class name, hence the same auto-names and `make_rng` streams as the Flax module it replaces:
-    masks and outputs are bit-identical, and faster on CPU.
-    """
-
-    rate: float
-
-    @nn.compact
-    def __call__(self, x: Array, deterministic: bool) -> Array:
-        if self.rate == 0.0 or deterministic:
-            return x
-        if self.rate == 1.0:
-            return jnp.zeros_like(x)
-        keep = 1.0 - self.rate
-        key = self.make_rng("dropout")
-        u = uniform(key, x.shape) if fast_cpu_ops() else jax.random.uniform(key, x.shape, jnp.float32)
-        mask = u < np.float32(keep)
-        return lax.select(mask, x / keep, jnp.zeros_like(x))
+def dropout_uniform(key: Array, shape: tuple[int, ...]) -> Array:
+    """float32 `jax.random.uniform(key, shape)` on [0, 1) (dropout masks): straight-line or JAX's, by the switch."""
+    return uniform(key, shape) if fast_cpu_ops() else uniform_reference(key, shape)
 
 
-__all__ = ["Dropout", "noise_normal", "normal", "random_bits", "threefry2x32", "uniform"]
+__all__ = [
+    "dropout_uniform", "noise_normal", "normal", "normal_reference", "random_bits", "threefry2x32", "uniform",
+    "uniform_reference",
+]

@@ -4,8 +4,9 @@ The diffusion network's geometry layers map 72,006 skin channels to 512 and back
 XLA's CPU backend computes their bias gradient as a column reduction over [frames, 72006] (about 50x
 slower than the same sum written as a ones-vector matmul) and lays the output cotangent out transposed
 for the kernel gradient (a strided copy that cost more than the matmul itself at 600 frames). The
-backward here writes every product as a row-major matmul. Values and gradients are those of autodiff.
-`linear` picks this form on the CPU backend and plain `jnp.dot` under autodiff elsewhere (`backend_ops`).
+backward here writes every product as a row-major matmul. Values and gradients are those of autodiff
+(`dense_reference`, plain `x @ W + b`, within float32 rounding). `linear` picks the custom-VJP form when
+`ops.switch.fast_cpu_ops()` says so and the reference otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from a2f_jax.models.backend_ops import fast_cpu_ops
+from a2f_jax.ops.switch import fast_cpu_ops
 
 Array = jax.Array
 
@@ -62,12 +63,17 @@ def _nobias_bwd(res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
 dense_nobias.defvjp(_nobias_fwd, _nobias_bwd)
 
 
-def linear(x: Array, kernel: Array, bias: Array | None = None) -> Array:
-    """[..., I] @ [I, O] (+ [O]): `dense`/`dense_nobias` with the CPU-tuned forms, plain autodiff otherwise."""
-    if fast_cpu_ops():
-        return dense_nobias(x, kernel) if bias is None else dense(x, kernel, bias)
+def dense_reference(x: Array, kernel: Array, bias: Array | None = None) -> Array:
+    """The plain reference: [..., I] @ [I, O] (+ [O]) under JAX's own autodiff."""
     y = jnp.dot(x, kernel)
     return y if bias is None else y + bias
 
 
-__all__ = ["dense", "dense_nobias", "linear"]
+def linear(x: Array, kernel: Array, bias: Array | None = None) -> Array:
+    """[..., I] @ [I, O] (+ [O]): `dense`/`dense_nobias` with the CPU-tuned forms, `dense_reference` otherwise."""
+    if fast_cpu_ops():
+        return dense_nobias(x, kernel) if bias is None else dense(x, kernel, bias)
+    return dense_reference(x, kernel, bias)
+
+
+__all__ = ["dense", "dense_nobias", "dense_reference", "linear"]
