@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCK) setup.py | sha1sum | cut -c1-12)
 
-.PHONY: install install-cuda12 install-cuda13 install-tpu test test-py312 demo demo-diffusion bench device-check clean
+.PHONY: install install-cuda12 install-cuda13 install-tpu test lint test-py312 demo demo-diffusion bench device-check clean
 
 install: $(STAMP)
 
@@ -16,8 +16,13 @@ $(STAMP): $(LOCK) setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Lint first (ruff.toml), then the suite.
 test: $(STAMP)
+	$(PY) -m ruff check a2f_jax scripts tests
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check a2f_jax scripts tests
 
 # Accelerator builds of the venv's JAX version (README: which to pick).
 install-cuda12 install-cuda13 install-tpu: $(STAMP)
@@ -32,7 +37,7 @@ endif
 VENV312 := .venv312
 LOCK312 := requirements-py312.lock
 STAMP312 := $(VENV312)/.installed-$(shell cat $(LOCK312) setup.py | sha1sum | cut -c1-12)
-PY312_TESTS := tests/test_fast_random.py tests/test_dense.py tests/test_gru.py tests/test_gaussian_diffusion.py \
+PY312_TESTS := tests/test_ops_random.py tests/test_ops_dense.py tests/test_gru.py tests/test_gaussian_diffusion.py \
 	tests/test_checkpoint.py tests/test_layers.py tests/test_audio_encoder.py tests/test_loop.py tests/test_caches.py \
 	tests/test_onnx_export.py tests/test_mixed_precision.py tests/test_prefetch.py tests/test_fuzz_readers.py
 

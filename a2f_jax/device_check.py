@@ -26,13 +26,15 @@ from typing import Any, Callable
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Tests whose numbers could differ on another backend: encoder parity with transformers' fixtures, the GRU,
-# diffusion schedules and samplers, the custom-VJP dense, threefry, ONNX vs JAX on tiny nets.
+# diffusion schedules and samplers, the ops (custom-VJP dense, threefry, encoder convs) against their references,
+# ONNX vs JAX on tiny nets.
 NUMERICS_TESTS = (
-    "tests/test_audio_encoder.py", "tests/test_gru.py", "tests/test_gaussian_diffusion.py", "tests/test_dense.py",
-    "tests/test_fast_random.py", "tests/test_encoder_onnx.py", "tests/test_onnx_export.py",
-    "tests/test_mixed_precision.py",  # bf16 tolerances on real bf16 units, plain vs CPU-tuned ops
+    "tests/test_audio_encoder.py", "tests/test_gru.py", "tests/test_gaussian_diffusion.py", "tests/test_ops_dense.py",
+    "tests/test_ops_random.py", "tests/test_ops_conv.py", "tests/test_encoder_onnx.py", "tests/test_onnx_export.py",
+    "tests/test_mixed_precision.py",  # bf16 tolerances on real bf16 units
+    "tests/test_reference_ops.py",  # one train step of each network, plain vs CPU-tuned ops
 )
-QUICK_NUMERICS_TESTS = ("tests/test_gru.py", "tests/test_dense.py")
+QUICK_NUMERICS_TESTS = ("tests/test_gru.py", "tests/test_ops_dense.py")
 
 # The original's example trainings (its example configs and dataset: 54 clips of 21,039 frames at 30 fps plus
 # 11 muted clips of 120 frames; see docs/DEVELOPING.md).

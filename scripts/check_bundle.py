@@ -1,28 +1,13 @@
-"""Check a deploy bundle against the Audio2Face-3D SDK / Maya-ACE contract.
+"""Check a deploy bundle against the SDK / Maya-ACE contract (the `a2f-check-bundle` command):
 
-    python scripts/check_bundle.py <bundle dir> [--no-run] [--warnings-as-errors] [--debug]
+    python scripts/check_bundle.py BUNDLE_DIR [--no-run]
 
-Prints every violation as (rule, file, expected, found); exits 1 on any error, 2 on bad arguments.
+A thin wrapper: the command lives in `a2f_jax/commands/check_bundle.py`; `--help` lists every option.
 """
 
 import sys
 
-from a2f_jax import cli
-from a2f_jax.deploy.check import check_bundle, errors, format_report
-
-
-@cli.main_guard
-def main(argv: list[str] | None = None) -> int:
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bundle", help="deploy bundle directory (holds model.json)")
-    ap.add_argument("--no-run", action="store_true", help="skip running network.onnx with onnxruntime")
-    ap.add_argument("--warnings-as-errors", action="store_true")
-    args = ap.parse_args(argv)
-    violations = check_bundle(args.bundle, run_onnx=not args.no_run)
-    print(format_report(violations))
-    failing = violations if args.warnings_as_errors else errors(violations)
-    return 1 if failing else 0
-
+from a2f_jax.commands.check_bundle import main
 
 if __name__ == "__main__":
     sys.exit(main())

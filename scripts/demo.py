@@ -1,20 +1,13 @@
-"""The whole pipeline on the built-in synthetic dataset (what `make demo` runs):
+"""The whole pipeline on the built-in synthetic dataset (what `make demo` runs) (the `a2f-demo` command):
 
-    python scripts/demo.py [--network regression|diffusion] [--out demo] [--steps N] [--debug]
+    python scripts/demo.py [--network regression|diffusion]
+
+A thin wrapper: the command lives in `a2f_jax/commands/demo.py`; `--help` lists every option.
 """
 
 import sys
 
-from a2f_jax import cli
-
-
-@cli.main_guard
-def main(argv: list[str] | None = None) -> int:
-    from a2f_jax import demo
-
-    demo.main([a for a in argv or [] if a != cli.DEBUG_FLAG])
-    return 0
-
+from a2f_jax.commands.demo import main
 
 if __name__ == "__main__":
     sys.exit(main())

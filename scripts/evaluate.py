@@ -1,32 +1,13 @@
-"""Evaluate a training run or a deploy bundle on the held-out VALIDATION_CLIPS of its config:
+"""Evaluate a training run or a deploy bundle on the held-out clips (the `a2f-evaluate` command):
 
-    python scripts/evaluate.py --config configs/<name> (--run RUN_DIR | --bundle BUNDLE_DIR) [--out DIR] [--debug]
+    python scripts/evaluate.py --config configs/<name> (--run RUN_DIR | --bundle DIR)
 
-Prints lip vertex error, mean vertex error, FDD, lip-distance MAE and correlation for the model, the
-mean training pose and the neutral pose, and writes evaluation.json / evaluation.txt.
+A thin wrapper: the command lives in `a2f_jax/commands/evaluate.py`; `--help` lists every option.
 """
 
-import logging
 import sys
 
-from a2f_jax import cli
-
-
-def _extra(parser):
-    parser.add_argument("--run", help="training run directory (JAX backend)")
-    parser.add_argument("--bundle", help="deploy bundle directory (onnxruntime backend)")
-    parser.add_argument("--out", help="output folder (default: <run or bundle>/evaluation)")
-
-
-@cli.main_guard
-def main(argv: list[str] | None = None) -> int:
-    from a2f_jax.infer.evaluate import run_cli
-
-    logging.basicConfig(level=logging.WARNING)
-    configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
-    run_cli(configs, args.run, args.bundle, args.out)
-    return 0
-
+from a2f_jax.commands.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,26 +1,13 @@
-"""Preprocess one actor: `python scripts/preproc.py --config configs/<name> --actor <actor> [--config.preproc.KEY=value ...] [--debug]`.
+"""Preprocess one actor (the `a2f-preproc` command):
 
-Writes `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>/` (skin/tongue PCA, deploy artifacts) and ends
-with the line `Preproc Run Name Full: <name>` to paste into config_train's PREPROC_RUN_NAME_FULL.
+    python scripts/preproc.py --config configs/<name> --actor <actor>
+
+A thin wrapper: the command lives in `a2f_jax/commands/preproc.py`; `--help` lists every option.
 """
 
 import sys
 
-from a2f_jax import cli
-
-
-def _extra(parser):
-    parser.add_argument("--actor", required=True, help="actor name (a key of the dataset config's per-actor dicts)")
-
-
-@cli.main_guard
-def main(argv: list[str] | None = None) -> int:
-    from a2f_jax.preproc import run
-
-    configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
-    run(configs, args.actor)
-    return 0
-
+from a2f_jax.commands.preproc import main
 
 if __name__ == "__main__":
     sys.exit(main())

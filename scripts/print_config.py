@@ -1,19 +1,13 @@
-"""Print the resolved configs of a config directory as JSON.
+"""Print the resolved configs of a config directory as JSON (the `a2f-print-config` command):
 
-    python scripts/print_config.py --config configs/example-regression --config.train.BATCH_SIZE=4
+    python scripts/print_config.py --config configs/<name> [--config.train.KEY=value]
+
+A thin wrapper: the command lives in `a2f_jax/commands/print_config.py`; `--help` lists every option.
 """
 
 import sys
 
-from a2f_jax import cli
-
-
-@cli.main_guard
-def main(argv: list[str] | None = None) -> int:
-    configs, _ = cli.parse(argv, description="Print the resolved configs (bases + config files + overrides) as JSON.")
-    print(configs.to_json())
-    return 0
-
+from a2f_jax.commands.print_config import main
 
 if __name__ == "__main__":
     sys.exit(main())

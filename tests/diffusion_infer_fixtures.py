@@ -44,14 +44,12 @@ def tiny_net(seed: int = 0):
 
 
 def model_def(net) -> dict:
-    from a2f_jax.train.encoder_setup import encoder_to_dict
-
     c = net.cfg
     k = net.constants
     return {
         "network": "diffusion_rnn", "noise_schedule": "cosine",
         "net_cfg": {n: v for n, v in dataclasses.asdict(c).items() if n != "encoder"},
-        "encoder": encoder_to_dict(c.encoder),
+        "encoder": c.encoder.to_dict(),
         "actors": ACTORS, "explicit_emotions": EMOTIONS,
         "mean_geometry": k.mean_geometry.tolist(),
         "scales": {n: getattr(k, f"scale_{n}").tolist() for n in ("skin", "tongue", "jaw", "eye")},

@@ -494,7 +494,7 @@ def test_synthetic_tongue_caches_after_rigid_stabilisation(synthetic_actor, tmp_
     """Tongue caches carry the jaw's rigid motion; solve_to_files removes it with the rigid vertex
     list (as preproc does) before solving. The synthetic tongue shapes are linearly dependent
     (DᵀD is singular), so the geometry is compared, not the weights."""
-    from a2f_jax.preproc import rigid
+    from a2f_jax.data import rigid
 
     _, actor = synthetic_actor
     bs_dir = actor / "bs_data"

@@ -188,8 +188,8 @@ def test_animate_a_bundle_end_to_end(tmp_path, kind, ids):
 
 
 def _trainer_trt(info: dict) -> dict:
-    """deploy/trt_info.json in the compact layout the trainers write (trainer_regression / trainer_diffusion
-    write_run_metadata): one "b,..." shape string per network input."""
+    """deploy/trt_info.json in the compact layout training writes (`write_run_metadata` of
+    a2f_jax.networks.regression / .diffusion): one "b,..." shape string per network input."""
     p = info["params"]
     if info["id"]["type"] == "regression":
         e = p["implicit_emotion_len"] + len(p["explicit_emotions"])

@@ -221,3 +221,71 @@ def test_scripts_own_parsers_accept_debug():
         parser.parse_args(["--x", "one"])
     configs, args = cli.parse(["--config", REG, "--debug"])
     assert args.debug is True
+
+
+# ---------------------------------------------------------------------------------- console entry points
+
+REQUIRED_COMMANDS = ("a2f-preproc", "a2f-train", "a2f-deploy", "a2f-infer", "a2f-evaluate", "a2f-check-dataset",
+                     "a2f-check-bundle", "a2f-demo", "a2f-bench", "a2f-device-check")
+
+
+def _setup_console_scripts() -> dict[str, str]:
+    """name -> "module:function" as setup.py declares them (parsed, not executed)."""
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == "console_scripts":
+                    entries = ast.literal_eval(value)
+                    return dict(e.replace(" ", "").split("=", 1) for e in entries)
+    raise AssertionError("setup.py declares no console_scripts")
+
+
+def test_console_entry_points_are_installed_and_resolve():
+    import importlib.metadata
+
+    declared = _setup_console_scripts()
+    assert set(REQUIRED_COMMANDS) <= set(declared), sorted(set(REQUIRED_COMMANDS) - set(declared))
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")
+                 if ep.dist is not None and ep.dist.name == "a2f-jax"}
+    assert {n: ep.value.replace(" ", "") for n, ep in installed.items()} == declared, (
+        "the installed entry points differ from setup.py: run `pip install --no-deps -e .` again")
+    import importlib.util
+
+    have_grpc = importlib.util.find_spec("grpc") is not None
+    for name, ep in installed.items():
+        if ep.module.startswith("a2f_jax.serve") and not have_grpc:  # the [serve] extra is optional
+            assert importlib.util.find_spec(ep.module) is not None, name
+            continue
+        assert callable(ep.load()), name
+
+
+def test_scripts_wrap_the_commands():
+    """scripts/<name>.py run the same guarded `main` as the console command."""
+    import importlib
+    import importlib.util
+
+    for module_fn in _setup_console_scripts().values():
+        module, fn = module_fn.split(":")
+        if not module.startswith("a2f_jax.commands."):
+            continue
+        name = module.rsplit(".", 1)[1]
+        spec = importlib.util.spec_from_file_location(f"{name}_wrapper", ROOT / "scripts" / f"{name}.py")
+        wrapper = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(wrapper)
+        assert wrapper.main is getattr(importlib.import_module(module), fn), name
+
+
+def test_console_command_runs(tmp_path):
+    exe = pathlib.Path(sys.executable).with_name("a2f-print-config")
+    if not exe.exists():
+        pytest.skip("console scripts not installed next to this interpreter")
+    env = dict(os.environ, A2F_DATASETS_ROOT=str(tmp_path / "ds"))
+    out = subprocess.run([str(exe), "--config", str(ROOT / "configs" / "example-regression")],
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert json.loads(out.stdout)["network_type"] == "regression"
+    bad = subprocess.run([str(exe), "--config", str(ROOT / "configs" / "example-regression"), "--config.train.NUM_EPOCH=1"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

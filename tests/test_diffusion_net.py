@@ -514,8 +514,8 @@ def _hf_encoder_state(enc):
 def test_streaming_window_exports_to_onnx_and_matches(model):
     """The deploy graph's contract (7 tensors, latents [S, 2, B, H], noise [B, S+1, F, C]) exports as is."""
     import jax2onnx
-    import onnxruntime as ort
 
+    from a2f_jax.deploy.onnx_utils import ort_session
     from a2f_jax.models import gaussian_diffusion as gd
 
     cfg, _, params = model

@@ -66,7 +66,7 @@ def test_offline_equals_one_streaming_window_without_truncation():
     reads every frame, exactly as the offline sampler (which holds for any respacing and skip)."""
     net, params = F.tiny_net(seed=2)
     net = dr.DiffusionRNN(dataclasses.replace(net.cfg, streaming=(0, 12, 0)), net.constants)
-    diff = gd.create_diffusion(20, "linear", "3")
+    diff = gd.create_diffusion(20, "cosine", "3")
     rng = np.random.default_rng(4)
     window = (0.2 * rng.standard_normal((2, 16000))).astype(np.float32)
     identity = np.eye(2, dtype=np.float32)

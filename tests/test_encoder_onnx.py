@@ -11,10 +11,10 @@ import pathlib
 
 import jax
 import numpy as np
-import onnxruntime as ort
 import pytest
 from jax2onnx import to_onnx
 
+from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.models.audio_encoder import AudioEncoder
 from a2f_jax.models.encoder_weights import load_pretrained
 from a2f_jax.models.autocorr import autocorrelation

@@ -1,4 +1,4 @@
-"""NormRelu, PyTorch-initialised Linear/Conv1d, GDropout statistics, ConcatEmotion."""
+"""NormRelu, the one PyTorch-style initialiser and Linear, Conv1d, GDropout statistics, ConcatEmotion."""
 
 import math
 
@@ -13,10 +13,10 @@ from a2f_jax.models.layers import (
     GDropout,
     Linear,
     concat_emotion,
-    conv1d_matmul,
-    conv1d_xla,
     norm_relu,
+    torch_uniform,
 )
+from a2f_jax.ops.conv import conv1d_matmul, conv1d_xla
 
 
 def test_norm_relu_is_sqrt2_relu_and_leaky_variant():
@@ -95,6 +95,36 @@ def test_linear_with_zero_inputs_has_zero_bias():
     p = Linear(8).init(jax.random.PRNGKey(0), jnp.zeros((1, 0)))["params"]
     assert p["kernel"].shape == (0, 8)
     np.testing.assert_array_equal(p["bias"], 0)
+
+
+def test_torch_uniform_is_jax_uniform_in_the_pytorch_bound():
+    key = jax.random.PRNGKey(5)
+    for fan_in in (1, 7, 256):
+        b = 1.0 / math.sqrt(fan_in)
+        np.testing.assert_array_equal(np.asarray(torch_uniform(fan_in)(key, (3, 4))),
+                                      np.asarray(jax.random.uniform(key, (3, 4), jnp.float32, -b, b)))
+    np.testing.assert_array_equal(np.asarray(torch_uniform(0)(key, (5,))), np.zeros(5))
+
+
+@pytest.mark.parametrize("env", ["A2F_FAST_OPS", "A2F_PLAIN_OPS"])
+def test_linear_forms_share_params_values_and_gradients(env, monkeypatch):
+    """`wide` (the diffusion layers: ops.dense.linear) only changes how the backward pass is written."""
+    monkeypatch.delenv("A2F_FAST_OPS", raising=False)
+    monkeypatch.delenv("A2F_PLAIN_OPS", raising=False)
+    monkeypatch.setenv(env, "1")
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 6))
+    for use_bias in (True, False):
+        plain, wide = Linear(4, use_bias=use_bias), Linear(4, use_bias=use_bias, wide=True)
+        p = plain.init(jax.random.PRNGKey(0), x)["params"]
+        pw = wide.init(jax.random.PRNGKey(0), x)["params"]
+        jax.tree_util.tree_map(np.testing.assert_array_equal, p, pw)
+        loss = lambda m: jax.grad(lambda q: jnp.sum(jnp.sin(m.apply({"params": q}, x))))  # noqa: E731
+        np.testing.assert_allclose(np.asarray(plain.apply({"params": p}, x)), np.asarray(wide.apply({"params": p}, x)),
+                                   rtol=1e-6)
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), loss(plain)(p),
+                               loss(wide)(p))
+    zero = Linear(4, zero_init=True).init(jax.random.PRNGKey(0), x)["params"]
+    assert not np.any(np.asarray(zero["kernel"])) and not np.any(np.asarray(zero["bias"]))
 
 
 def _apply_gdrop(x, key, **kw):

@@ -1,11 +1,12 @@
-"""COMPUTE_DTYPE (bf16 mixed precision) and the backend-aware ops switch, on tiny regression and diffusion steps.
+"""COMPUTE_DTYPE (bf16 mixed precision) on tiny regression and diffusion steps (also the fixtures of
+`tests/test_reference_ops.py`, which runs the same steps with the plain and the CPU-tuned ops).
 
-Both trainers' own jitted steps run with an "optimizer" that stores the gradients in its state, so one step
-gives (loss, gradients) exactly as training computes them.
+Both networks' own train steps (`a2f_jax.networks`) run with an "optimizer" that stores the gradients in its
+state, so one step gives (loss, gradients) exactly as training computes them.
 
 Measured on CPU with these tiny nets (regression / diffusion): bf16 vs float32 loss 1e-5 / 1.4e-3 relative;
 gradient cosine similarity 0.9996 / 0.9991 overall, at least 0.988 / 0.996 for each leaf holding 1 % of the
-gradient norm. CPU-tuned vs plain ops: equal losses, gradients within 3e-6 / 1e-6 of each leaf's largest.
+gradient norm. (CPU-tuned vs plain ops: `tests/test_reference_ops.py`, on these same tiny steps.)
 """
 
 import types
@@ -19,15 +20,12 @@ from ml_collections import ConfigDict
 
 from a2f_jax.config import base
 from a2f_jax.errors import ConfigError
-from a2f_jax.models import backend_ops, precision
+from a2f_jax.models import precision
 
 # Tolerances of bf16 against float32 (bf16 keeps 8 mantissa bits: ~4e-3 relative per rounding).
 BF16_LOSS_RTOL = 1e-2
 BF16_GRAD_COSINE = 0.995  # all gradients as one vector
 BF16_LEAF_COSINE = 0.98  # each leaf holding at least 1 % of the gradient norm
-# CPU-tuned vs plain ops: the same maths in another order (Winograd, folded group norm, row-major backward).
-OPS_LOSS_RTOL = 1e-5
-OPS_GRAD_RTOL = 1e-4  # max |difference| relative to the leaf's max |gradient|
 
 
 def _capture_gradients() -> optax.GradientTransformation:
@@ -207,15 +205,6 @@ def _compare_bf16(ref, low) -> dict:
     return {"cosine": whole, "leaf_cosines": leaves}
 
 
-def _assert_same_grads(a, b, rtol: float) -> None:
-    fa, fb = _flat(a), _flat(b)
-    assert fa.keys() == fb.keys()
-    for k, v in fa.items():
-        scale = max(float(np.max(np.abs(v))) if v.size else 0.0, 1e-12)
-        err = float(np.max(np.abs(v - fb[k]))) if v.size else 0.0
-        assert err <= rtol * scale, f"{k}: max |plain - fast| {err:.3g} > {rtol} x {scale:.3g}"
-
-
 def _count_low_precision(jaxpr: str, prim: str) -> int:
     """Equations of primitive `prim` with a bf16 result in a printed jaxpr."""
     return sum(1 for line in jaxpr.splitlines() if f"= {prim}[" in line and ":bf16[" in line.split("=")[0])
@@ -305,42 +294,3 @@ def test_inference_model_def_stays_float32():
     assert model.net.dtype == jnp.bfloat16
     assert "bfloat16" not in repr(model.model_def)
     assert N.from_model_def(model.model_def).net.dtype == jnp.float32
-
-
-# --- tests: backend-aware ops -----------------------------------------------------------------------------
-
-
-def test_ops_decision_and_overrides(monkeypatch):
-    monkeypatch.delenv(backend_ops.PLAIN_ENV, raising=False)
-    monkeypatch.delenv(backend_ops.FAST_ENV, raising=False)
-    assert backend_ops.fast_cpu_ops() is (jax.default_backend() == "cpu")
-    monkeypatch.setenv(backend_ops.PLAIN_ENV, "1")
-    assert backend_ops.fast_cpu_ops() is False and "A2F_PLAIN_OPS=1" in backend_ops.describe_decision()
-    monkeypatch.setenv(backend_ops.FAST_ENV, "1")
-    with pytest.raises(ConfigError, match="at most one"):
-        backend_ops.fast_cpu_ops()
-    monkeypatch.setenv(backend_ops.PLAIN_ENV, "0")
-    assert backend_ops.fast_cpu_ops() is True
-    monkeypatch.setenv(backend_ops.FAST_ENV, "maybe")
-    with pytest.raises(ConfigError, match="A2F_FAST_OPS.*expected 1 or 0.*'maybe'"):
-        backend_ops.fast_cpu_ops()
-
-
-@pytest.mark.parametrize("network", ["regression", "diffusion"])
-def test_plain_ops_equal_cpu_tuned_ops(network, monkeypatch):
-    """Each variant is traced afresh (new jitted closures), with the switch read while tracing."""
-    fn = regression_loss_and_grads if network == "regression" else diffusion_loss_and_grads
-    monkeypatch.delenv(backend_ops.PLAIN_ENV, raising=False)
-    monkeypatch.setenv(backend_ops.FAST_ENV, "1")
-    loss_fast, grads_fast, jaxpr_fast = fn("float32")
-    monkeypatch.delenv(backend_ops.FAST_ENV)
-    monkeypatch.setenv(backend_ops.PLAIN_ENV, "1")
-    loss_plain, grads_plain, jaxpr_plain = fn("float32")
-    # the switch reached the traced programs: plain convs in the encoder, no custom VJP / straight-line threefry
-    assert jaxpr_plain.count("conv_general_dilated[") > jaxpr_fast.count("conv_general_dilated[")
-    if network == "diffusion":
-        assert "custom_vjp_call" in jaxpr_fast and "custom_vjp_call" not in jaxpr_plain
-        # noise and dropout masks through jax.random (the fast form is plain uint32 arithmetic)
-        assert jaxpr_plain.count("random_bits[") > jaxpr_fast.count("random_bits[")
-    assert loss_plain == pytest.approx(loss_fast, rel=OPS_LOSS_RTOL)
-    _assert_same_grads(grads_fast, grads_plain, OPS_GRAD_RTOL)

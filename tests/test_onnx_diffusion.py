@@ -117,7 +117,6 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
 
     import ml_collections
 
-    from a2f_jax.train.regression_model import encoder_to_dict
     from a2f_jax.runs import TrainingRun
 
     net, params, diffusion, info, _ = tiny
@@ -126,7 +125,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
     (run / "deploy").mkdir(parents=True)
     (run / "configs").mkdir()
     model_def = {"network": "diffusion_rnn", "net_cfg": {k: v for k, v in dataclasses.asdict(net.cfg).items() if k != "encoder"},
-                 "encoder": encoder_to_dict(net.cfg.encoder), "actors": ["claire", "mark"], "explicit_emotions": F.EMOTIONS,
+                 "encoder": net.cfg.encoder.to_dict(), "actors": ["claire", "mark"], "explicit_emotions": F.EMOTIONS,
                  "mean_geometry": c.mean_geometry.tolist(),
                  "scales": {k: getattr(c, f"scale_{k}").tolist() for k in ("skin", "tongue", "jaw", "eye")}}
     (run / "model_def.json").write_text(json.dumps(model_def))

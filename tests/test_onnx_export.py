@@ -113,7 +113,6 @@ def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path)
     """A run dir as the regression trainer leaves it (no network.onnx): deploy exports the checkpointed network."""
     import types
 
-    from a2f_jax.train import regression_model
     from a2f_jax.runs import TrainingRun
 
     net, weights, info, _ = tiny_regression
@@ -122,7 +121,7 @@ def test_deploy_run_exports_a_regression_training_run(tiny_regression, tmp_path)
     (run / "configs").mkdir()
     hyper = {"use_w2v_features": True, "use_autocorr_features": True, "w2v_freeze": True, "w2v_num_layers": 1,
              "implicit_emotion_len": 16, "explicit_emo_emb_len": 8}
-    model_def = {"network": "conv_w2v_autocorr", "window": 8320, "encoder": regression_model.encoder_to_dict(net.cfg.encoder),
+    model_def = {"network": "conv_w2v_autocorr", "window": 8320, "encoder": net.cfg.encoder.to_dict(),
                  "params": {**hyper, "explicit_emotions": F.EMOTIONS, "num_shapes_skin": F.KS, "num_shapes_tongue": F.KT,
                             "result_jaw_size": 15, "result_eyes_size": 4}}
     (run / "model_def.json").write_text(json.dumps(model_def))

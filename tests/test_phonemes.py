@@ -11,8 +11,8 @@ import pytest
 from ml_collections import ConfigDict
 
 from a2f_jax.errors import ConfigError, DataError
-from a2f_jax.train import losses, phonemes, regression_model
-from a2f_jax.train import trainer_regression as T
+from a2f_jax.networks import regression as N
+from a2f_jax.train import losses, phonemes
 from a2f_jax.train.dataset import load_training_data
 from a2f_jax.train.loop import LoopSettings, run_loop
 from a2f_jax.train.sampler_regression import RegressionSampler, RegressionSamplerSettings, gather_batch
@@ -208,18 +208,25 @@ def _regression_setup(train, dataset, ph):
                   "LR_STEP_GAMMA": 1.0, "REMOVE_CLOSING_EYE": False})
     data = load_training_data(train, dataset)
     num = None if ph is None else ph.num_phonemes
-    params = regression_model.network_params(train, data.channel_sizes, data.explicit_emotions, num)
-    model = regression_model.build(params, TINY_ENCODER)
+    params = N.network_params(train, data.channel_sizes, data.explicit_emotions, num)
+    model = N.build_network(params, TINY_ENCODER)
     cfg = ConfigDict({"train": train, "dataset": dataset})
-    return T.RegressionSetup(cfg, data, data.clips, [], model, {}, losses.RegressionLossConfig.from_train_config(train),
-                             {}, None, None, [], ph)
+    return N.Setup(cfg, data, data.clips, [], model, losses.RegressionLossConfig.from_train_config(train),
+                   {}, None, None, [], ph)
+
+
+def _state(setup, steps_per_epoch):
+    """(initial train state, optimizer) as the training entry builds them (seed 42)."""
+    params = N.init(setup, jax.random.PRNGKey(42))
+    tx = N.make_optimizer(setup, params, steps_per_epoch).tx
+    return N.init_state(setup, params, tx), tx
 
 
 def _losses(setup, steps):
     sampler = RegressionSampler(setup.data, RegressionSamplerSettings.from_train_config(setup.configs.train), 4, 43, phonemes=setup.phonemes)
-    state, opt = T.init_state(setup, sampler.batches_per_epoch, 42)
-    step = jax.jit(T.make_train_step(setup, opt, sampler.batches_per_epoch, 2, sampler.window, 42))
-    result = run_loop(state, 0, lambda st, b: step(st, sampler.device, b), sampler.batch_index,
+    state, opt = _state(setup, sampler.batches_per_epoch)
+    step = jax.jit(N.make_train_step(setup, opt, sampler.batches_per_epoch, num_epochs=2, seed=42))
+    result = run_loop(state, 0, lambda st, b: step(st, {"dataset": sampler.device, "index": b}), sampler.batch_index,
                       LoopSettings(steps, sampler.batches_per_epoch, 1, 1000, 0, False))
     return result.history
 
@@ -229,7 +236,7 @@ def test_training_steps_log_finite_phoneme_losses(tmp_path):
     data = load_training_data(train, dataset)
     ph = phonemes.build_phoneme_setup(train, data.clips)
     setup = _regression_setup(train, dataset, ph)
-    assert setup.model.net.cfg.use_phoneme_forcing
+    assert setup.network.net.cfg.use_phoneme_forcing
     history = _losses(setup, 3)
     assert len(history) == 3
     for h in history:
@@ -245,13 +252,13 @@ def test_phonemes_off_changes_nothing(tmp_path):
     data = load_training_data(train, dataset)
     assert phonemes.build_phoneme_setup(train, data.clips) is None
     setup = _regression_setup(train, dataset, None)
-    assert "num_phonemes" not in regression_model.network_params(train, data.channel_sizes, data.explicit_emotions)
+    assert "num_phonemes" not in N.network_params(train, data.channel_sizes, data.explicit_emotions)
     s = RegressionSampler(data, RegressionSamplerSettings.from_train_config(train), 4, 43)
     assert not any(k.startswith("ph_") for k in s.batch_index(0)) and s.device.phonemes is None
     history = _losses(setup, 2)
     assert all("losses/phoneme" not in h for h in history)
     # The same loss as the hand-written pre-phoneme step (apply_train + regression_loss, no phoneme terms).
-    state, _ = T.init_state(setup, s.batches_per_epoch, 42)
+    state, _ = _state(setup, s.batches_per_epoch)
     idx = s.batch_index(0)
     batch = gather_batch(s.device, idx, s.window)
     from a2f_jax.models import emotion_db
@@ -259,7 +266,7 @@ def test_phonemes_off_changes_nothing(tmp_path):
     implicit = emotion_db.lookup(state["params"]["emo_db"], idx["global_frame_idx"])
     emotion = jnp.concatenate([implicit, idx["explicit_emo"]], axis=-1)
     rng = jax.random.fold_in(jax.random.PRNGKey(42), 0)
-    y = setup.model.apply_train(state["params"]["net"], batch["x"], emotion, idx["x_norm_factor"], rng)
+    y = setup.network.apply_train(state["params"]["net"], batch["x"], emotion, idx["x_norm_factor"], rng)
     total, _ = losses.regression_loss(y, batch["y"], implicit, batch["x"], setup.loss_cfg, 4, state["norm"],
                                       losses.loss_exponent(0, s.batches_per_epoch, 2), {})
     np.testing.assert_allclose(history[0]["loss"], float(total), rtol=1e-5)

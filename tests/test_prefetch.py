@@ -186,11 +186,11 @@ EIGHT = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     from a2f_jax import config
-    from a2f_jax.train import trainer_diffusion as T, sharding, prefetch
-    from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
+    from a2f_jax.networks import diffusion as T
+    from a2f_jax.train import sharding, prefetch
     cf = config.load(sys.argv[1], json.loads(sys.argv[2]) + ["train.BATCH_SIZE=8"])
-    setup = T.build_setup(cf)
-    sampler = DiffusionSampler(setup.data, DiffusionSamplerSettings.from_train_config(cf.train), 8, 43, clips=setup.train_clips)
+    setup = T.build(cf)
+    sampler = T.make_sampler(setup, 8, 43)
     mesh = sharding.make_mesh()
     # Two simulated processes of four devices each: their rows, built apart, make the single-process batch.
     owner = lambda d: d.id // 4
@@ -207,9 +207,9 @@ EIGHT = textwrap.dedent("""
     assembled = sharding.place_local_batch(whole, mesh, 8, multi_process=True)
     assembled_equal = all(np.array_equal(np.asarray(assembled[k]), whole[k]) and
                           assembled[k].sharding.is_equivalent_to(sharding.batch_sharding(mesh), whole[k].ndim) for k in whole)
-    params = T.init_params(setup, jax.random.PRNGKey(42))
-    opt, _, _ = T.make_optimizer(setup, params, sampler.batches_per_epoch)
-    step = jax.jit(T.make_train_step(setup, opt, 42))
+    params = T.init(setup, jax.random.PRNGKey(42))
+    opt = T.make_optimizer(setup, params, sampler.batches_per_epoch).tx
+    step = jax.jit(T.make_train_step(setup, opt, seed=42))
     consts = sharding.replicate(setup.consts, mesh)
     out = {}
     for mode in ("plain", "prefetch"):
@@ -218,7 +218,7 @@ EIGHT = textwrap.dedent("""
         for k in (3, 4):  # from a resume step
             batch = feed(k) if feed else sharding.shard_batch(sampler.batch(k), mesh)
             sharded = batch["y"].sharding.is_equivalent_to(sharding.batch_sharding(mesh), batch["y"].ndim)
-            state, m = step(state, consts, batch)
+            state, m = step(state, {**batch, "constants": consts})
         if feed:
             feed.close()
         out[mode] = (jax.device_get(state["params"]), float(m["loss"]), sharded)
@@ -255,11 +255,11 @@ def test_eight_devices_prefetched_step_equals_plain(synth_env):
 
 def test_trainer_logs_the_input_pipeline(synth_env):
     """Every log line carries the host ms per batch and the loop's wait; the run ends with a summary line."""
-    from a2f_jax.train import trainer_diffusion as T
+    from a2f_jax.train.entry import train
     from test_trainer_diffusion import _configs
 
     before = _threads()
-    run = T.train(_configs("train.RUN_NAME='pipeline'", "train.LOG_PERIOD=1"), max_steps=3, show_progress=False)
+    run = train(_configs("train.RUN_NAME='pipeline'", "train.LOG_PERIOD=1"), max_steps=3, show_progress=False)
     history = [h for h in json.loads((run / "history.json").read_text()) if "loss" in h]
     assert [h["step"] for h in history] == [0, 1, 2]
     assert all(h["input/host_batch_ms"] > 0 and h["input/wait_ms"] >= 0 for h in history[1:])

@@ -11,7 +11,7 @@ from a2f_jax.data import caches
 from a2f_jax.errors import DataError
 from a2f_jax.preproc import run
 from a2f_jax.preproc.deploy_artifacts import NETWORK_DATA_KEYS
-from a2f_jax.preproc.rigid import stabilize
+from a2f_jax.data.rigid import stabilize
 from a2f_jax.preproc.structured_data import write_config_dir, write_structured_actor
 from a2f_jax.runs import PreprocRun
 

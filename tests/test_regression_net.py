@@ -10,8 +10,8 @@ import pytest
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models import audio_encoder
-from a2f_jax.models.layers import conv1d_matmul
 from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, count_params, init_params
+from a2f_jax.ops.conv import conv1d_matmul
 
 TINY_ENCODER = audio_encoder.EncoderConfig(
     model_type="wav2vec2",

@@ -254,7 +254,7 @@ def _min_configs(*overrides):
 
 
 def test_regression_trainer_interrupt_resume_no_op_and_changed_network(min_workspace, monkeypatch):
-    from a2f_jax.train import trainer_regression as T
+    from a2f_jax.train.entry import train
     from a2f_jax.train.sampler_regression import RegressionSampler
 
     original = RegressionSampler.batch_index
@@ -266,22 +266,22 @@ def test_regression_trainer_interrupt_resume_no_op_and_changed_network(min_works
 
     monkeypatch.setattr(RegressionSampler, "batch_index", batch_index)
     with pytest.raises(TrainingStopped, match=r"interrupted by SIGTERM at step 2 of 3"):
-        T.train(_min_configs(), max_steps=3, show_progress=False)
+        train(_min_configs(), max_steps=3, show_progress=False)
     monkeypatch.setattr(RegressionSampler, "batch_index", original)
     (run,) = (min_workspace / "workspace" / "output_train").iterdir()
     assert _read(run / "run_status.json")["status"] == "interrupted" and not (run / TrainingRun.PARAMS).exists()
 
-    assert T.train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run
+    assert train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run
     status = _read(run / "run_status.json")
     assert status["status"] == "complete" and status["step"] == 3 and (run / TrainingRun.PARAMS).is_file()
     assert [h["step"] for h in _read(run / "history.json") if "loss" in h] == [0, 1, 2]
     assert [s["start_step"] for s in _read(run / "configs" / "sessions.json")] == [0, 2]
 
     before = (run / TrainingRun.PARAMS).stat().st_mtime_ns
-    assert T.train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run  # nothing to do
+    assert train(_min_configs(), resume=str(run), max_steps=3, show_progress=False) == run  # nothing to do
     assert (run / TrainingRun.PARAMS).stat().st_mtime_ns == before and _read(run / "run_status.json") == status
 
     wider = _min_configs("train.NETWORK_HYPER_PARAMS.implicit_emotion_len=8")
     with pytest.raises(CheckpointError, match=r"checkpoints/3: expected params/.* of shape .*found shape"):
-        T.train(wider, resume=str(run), max_steps=4, show_progress=False)
+        train(wider, resume=str(run), max_steps=4, show_progress=False)
     assert _read(run / "run_status.json") == status

@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 from ml_collections import ConfigDict
 
+from a2f_jax.config import deep_merge, train_diffusion
 from a2f_jax.train.dataset import Clip, Shot, TrainingData
 from a2f_jax.train.sampler_diffusion import (
     DiffusionSampler, DiffusionSamplerSettings, bucket_for, resample_target, resample_target_range, sampling_buckets,
@@ -43,6 +44,17 @@ def test_bucket_for():
     assert bucket_for(300, [120, 240]) == 300  # longer than every bucket: its own length
 
 
+def test_settings_from_the_base_and_sampling_buckets():
+    """The settings read the base's keys (LENGTH_BUCKETS the one bucket list); offline sampling adds two
+    doublings of the largest bucket (the base: 1200 and 2400 frames)."""
+    settings = DiffusionSamplerSettings.from_train_config(ConfigDict(train_diffusion.base_dict()))
+    assert settings.length_buckets == (120, 240, 360, 600) and settings.target_fps == 60.0
+    assert settings.pitch_shift_p == 0.2 and settings.pitch_shift_range == (-2.0, 2.0)
+    assert (settings.subsegment_min, settings.subsegment_max, settings.noise_type) == (30, 600, "mic")
+    assert sampling_buckets(settings.length_buckets) == (120, 240, 360, 600, 1200, 2400)
+    assert sampling_buckets([32, 16]) == (16, 32, 64, 128)
+
+
 def _data(tmp_path, lengths=(40, 25)):
     """Two 30 fps shots whose targets encode (shot, frame) and whose audio is a ramp of the sample index."""
     shots, clips, targets = [], [], []
@@ -62,11 +74,11 @@ def _data(tmp_path, lengths=(40, 25)):
 
 
 def _cfg(**kw):
-    base = {"TARGET_FPS": 60.0, "TRAIN_ON_RANDOM_SUBSEGMENT": True, "SUBSEGMENT_MIN_FRAME": 10,
-            "SUBSEGMENT_MAX_FRAME": 30, "LENGTH_BUCKETS": [16, 32], "AUGMENT": {"pitch_shift": {"p": 0.0}},
-            "AUDIO_PREPROC_METHOD": "w2v"}
-    base.update(kw)
-    return ConfigDict(base)
+    """The diffusion train base with short subsegments and buckets, no pitch shift, then `kw` (merged)."""
+    small = {"TARGET_FPS": 60.0, "TRAIN_ON_RANDOM_SUBSEGMENT": True, "SUBSEGMENT_MIN_FRAME": 10,
+             "SUBSEGMENT_MAX_FRAME": 30, "LENGTH_BUCKETS": [16, 32], "AUGMENT": {"pitch_shift": {"p": 0.0}},
+             "AUDIO_PREPROC_METHOD": "w2v"}
+    return ConfigDict(deep_merge(deep_merge(train_diffusion.base_dict(), small), kw))
 
 
 @pytest.fixture()

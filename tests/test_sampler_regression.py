@@ -8,6 +8,8 @@ import pytest
 import soundfile as sf
 from ml_collections import ConfigDict
 
+from a2f_jax.config import dataset as dataset_base
+from a2f_jax.config import train_regression
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.train.dataset import load_training_data
 from a2f_jax.train.sampler_regression import RegressionSampler, RegressionSamplerSettings, gather_batch
@@ -49,6 +51,7 @@ def _write_dataset(tmp_path, lengths=(40, 25)):
     (pdir / "deploy/data_info.json").write_text(json.dumps(info))
     (pdir / "deploy/shots.json").write_text(json.dumps(shots))
     train = ConfigDict({
+        **train_regression.base_dict(),
         "PREPROC_ROOT": str(tmp_path), "PREPROC_RUN_NAME_FULL": {"a": "unused"},
         **{k: {"a": str(v)} for k, v in {
             "SKIN_PCA_COEFFS_FPATH": pdir / "pca/skin/skin_pca_coeffs_all.npz",
@@ -71,6 +74,7 @@ def _write_dataset(tmp_path, lengths=(40, 25)):
         "AUDIO_PREPROC_METHOD": "w2v",
     })
     dataset = ConfigDict({
+        **dataset_base.base_dict(),
         "ACTOR_NAMES": ["a"], "SHOT_EMOTION_NAMES": ["neutral", "joy", "anger"],
         "AUDIO_ROOT": {"a": str(audio_root)}, "CACHE_FPS": {"a": FPS},
         "JAW_ANIM_DATA_FPATH": {"a": str(tmp_path / "jaw.npz")}, "EYE_ANIM_DATA_FPATH": {"a": str(tmp_path / "eye.npz")},

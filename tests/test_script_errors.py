@@ -19,8 +19,8 @@ import soundfile as sf
 
 import bundle_fixtures as BF
 from a2f_jax import rundir
-from a2f_jax.errors import TrainingStopped
 from a2f_jax.deploy import bundle as B
+from a2f_jax.errors import TrainingStopped
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REG_MIN = str(ROOT / "configs" / "synthetic-regression-min")
@@ -252,8 +252,9 @@ def test_allow_incomplete_exports_the_newest_intact_checkpoint(tmp_path, monkeyp
     """An interrupted run writes no final params (an older session's may be there, stale): --allow-incomplete
     exports the newest checkpoint that reads back whole, its zero-size parameters rebuilt (single emotion)."""
     import jax
-    from a2f_jax.train.checkpoint import Checkpointer
+
     from a2f_jax.runs import TrainingRun
+    from a2f_jax.train.checkpoint import Checkpointer
 
     stale = _params_bytes(np.full((2, 2), 7.0, np.float32))
     run = _training_run(tmp_path, status="interrupted", onnx=False, params=stale)

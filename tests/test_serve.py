@@ -18,11 +18,12 @@ import pytest
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("nvidia_audio2face_3d")
 
+from nvidia_audio2face_3d import audio2face_pb2_grpc  # noqa: E402
+
 import serve_fixtures as SF  # noqa: E402
 from a2f_jax.serve import client as C  # noqa: E402
 from a2f_jax.serve.server import make_server  # noqa: E402
 from a2f_jax.serve.session import ServeModel  # noqa: E402
-from nvidia_audio2face_3d import audio2face_pb2_grpc  # noqa: E402
 
 ATOL = 1e-4
 SECONDS = 2.3
@@ -125,7 +126,8 @@ def test_face_and_blendshape_parameters(bundles, servers, pcm):
     target, _ = servers["regression"]
     face = {"skinStrength": 0.6, "lower_face_smoothing": 0.005, "eyelidOpenOffset": -0.1, "tongueStrength": 2.0}
     res = C.stream_pcm(target, pcm, 16000, chunk_seconds=0.25, realtime=False, face=face,
-                       multipliers={"smileLeft": 3.0}, offsets={"browUp": -0.2}, clamp=True)
+                       multipliers={"smileLeft": 3.0, "cheekPuff": 1.0}, offsets={"browUp": -0.2, "cheekPuff": 0.0},
+                       clamp=True)  # names the bundle lacks, at the neutral 1 / 0: ignored (Maya-ACE sends all 52)
     cfg = {"skin_strength": 0.6, "lower_face_smoothing": 0.005, "eyelid_open_offset": -0.1, "tongue_strength": 2.0}
     ref = SF.offline_weights(bundles["regression"], "regression", pcm, face=cfg)
     mult, off = ref["mult"].copy(), ref["off"].copy()
@@ -206,7 +208,9 @@ BAD_EXCHANGES = {
     "emotion weight above 1": [C.header_message(16000, emotion={"sad": 1.5}), AUDIO, C.end_message()],
     "unknown face parameter": [C.header_message(16000, face={"noseStrength": 1.0}), AUDIO, C.end_message()],
     "face parameter out of range": [C.header_message(16000, face={"skinStrength": 9.0}), AUDIO, C.end_message()],
-    "unknown blendshape": [C.header_message(16000, multipliers={"noseWrinkle": 1.0}), AUDIO, C.end_message()],
+    "unknown blendshape": [C.header_message(16000, multipliers={"noseWrinkle": 2.0}), AUDIO, C.end_message()],
+    "unknown blendshape offset": [C.header_message(16000, offsets={"noseWrinkle": 0.1}), AUDIO, C.end_message()],
+    "face parameter not finite": [C.header_message(16000, face={"skinStrength": float("nan")}), AUDIO, C.end_message()],
 }
 
 

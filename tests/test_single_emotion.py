@@ -163,8 +163,8 @@ def test_zero_fan_in_linear_is_torchs():
 
 @pytest.mark.parametrize("shape_in, features", [((2, 3, 0), 4), ((2, 3, 4), 0)])
 def test_dense_gradients_with_a_zero_width_side(shape_in, features):
-    """models.dense's hand-written backward equals autodiff when the input or output width is zero."""
-    from a2f_jax.models.dense import dense, dense_nobias
+    """ops.dense's hand-written backward equals autodiff when the input or output width is zero."""
+    from a2f_jax.ops.dense import dense, dense_nobias
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal(shape_in), jnp.float32)

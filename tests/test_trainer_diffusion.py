@@ -16,7 +16,6 @@ from a2f_jax import config
 from a2f_jax.networks import diffusion as T
 from a2f_jax.runs import TrainingRun
 from a2f_jax.train.entry import train
-
 from synth_workspace import synthetic_workspace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

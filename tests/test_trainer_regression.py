@@ -14,7 +14,6 @@ import pytest
 from a2f_jax import config
 from a2f_jax.runs import TrainingRun
 from a2f_jax.train.entry import train
-
 from synth_workspace import synthetic_workspace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -112,8 +111,8 @@ def test_learning_beats_mean_pose_baseline(synth_env):
 def test_bundle_inference_equals_run_inference(short_run, tmp_path):
     """Python inference from the deploy bundle (onnxruntime) equals inference from the run (JAX)."""
     from a2f_jax.data.audio import load_audio
-    from a2f_jax.infer import regression
     from a2f_jax.deploy import bundle
+    from a2f_jax.infer import regression
 
     cf = _configs()
     out = bundle.deploy_run(cf, short_run, out_root=tmp_path / "deploy")

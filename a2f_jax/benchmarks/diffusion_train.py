@@ -28,8 +28,8 @@ def _setup(frames: int, batch: int, quick: bool, compute_dtype: str = "float32")
     from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.models.audio_encoder import EncoderConfig
     from a2f_jax.models.precision import compute_dtype as resolve_dtype
-    from a2f_jax.train import losses_diffusion as dl
     from a2f_jax.networks import diffusion as T
+    from a2f_jax.train import losses_diffusion as dl
 
     if quick:
         vs, vt, ks, enc = 200, 20, 20, EncoderConfig(

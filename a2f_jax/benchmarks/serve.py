@@ -2,7 +2,7 @@
 
 The server runs in its own process (`python -m a2f_jax.serve.cli`-style: scripts/serve.py, onnxruntime 1 thread per
 call, --max-streams 4); clients run here, one thread per stream. Each stream is 10 s of speech-like audio (quick:
-1.5 s) sent as 16-bit PCM at 16 kHz in 100 ms chunks.
+1 s) sent as 16-bit PCM at 16 kHz in 100 ms chunks.
 
 - paced (chunks sent in real time, as a live talker): per-frame latency = arrival of the frame − sending of the
   chunk that completed its audio context (the network's own look-ahead — regression 260 ms past the frame centre,
@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+# lazy imports: `bench.py --only X` must not import every area, and the bundle builders need training code
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONCURRENCY = (1, 2, 4)
 CHUNK_SECONDS = 0.1
@@ -200,7 +201,7 @@ def _run_streams(target: str, streams: int, seconds: float, paced: bool, context
 def _bench(kind: str, quick: bool) -> dict:
     from a2f_jax.serve.session import ServeModel
 
-    seconds = 1.5 if quick else 10.0
+    seconds = 1.0 if quick else 10.0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"a2f_serve_bench_{kind}_") as tmp:
         base = pathlib.Path(tmp)

@@ -11,7 +11,7 @@ import numpy as np
 
 from a2f_jax.blendshapes.solver import from_files
 from a2f_jax.blendshapes.weights import write_weights
-from a2f_jax.data import caches
+from a2f_jax.data import caches, rigid
 from a2f_jax.errors import DataError, describe
 
 
@@ -75,7 +75,6 @@ def solve_to_files(
         tongue = from_files(tongue_bs_npz, tongue_bs_config, temporal_mode)
         frames, source = _geometry(tongue_geometry)
         if tongue_rigid_vertices is not None:
-            from a2f_jax.preproc import rigid  # only here: importing a2f_jax.preproc loads scikit-learn
 
             indices = _vertex_list(tongue_rigid_vertices)
             frames = rigid.stabilize(frames, tongue.data.neutral, indices).astype(np.float32)

@@ -69,14 +69,14 @@ def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[s
     """Export a finished diffusion training run (`model_def.json` + final params) with the inference config's
     TIMESTEP_RESPACING (must be set, e.g. "2": the base default None would mean all 1000 steps)."""
     icfg, tcfg = configs.inference, configs.train
-    respacing = icfg.get("TIMESTEP_RESPACING", None)
+    respacing = icfg.TIMESTEP_RESPACING
     if respacing in (None, ""):
         raise ConfigError(describe("config_inference", "TIMESTEP_RESPACING", 'a respacing such as "2" (NUM_DIFFUSION_STEPS)',
                                    repr(respacing)))
-    if icfg.get("USE_DDIM", False):
+    if icfg.USE_DDIM:
         raise ConfigError(describe("config_inference", "USE_DDIM", "False (the deployed graph bakes the DDPM sampler)", "True"))
     for key in ("USE_PER_FRAME_EMO_LABEL", "USE_EXTERNAL_NOISE_INPUT", "USE_DELTA_OUTPUT"):
-        if not icfg.get(key, True):
+        if not icfg[key]:
             raise ConfigError(describe("config_inference", key, "True (the SDK contract needs it)", "False"))
     run = runs.TrainingRun(run_dir)
     model_def, params = run.model_def(), run.params()
@@ -84,6 +84,6 @@ def export_from_run(configs: Any, run_dir: pathlib.Path, network_info: Mapping[s
     if isinstance(params, Mapping) and "net" in params:
         params = params["net"]
     # the schedule the run was trained with; a run that recorded none: the deploy train config's
-    schedule = model_def.get(runs.NOISE_SCHEDULE_KEY) or tcfg.get("DIFFUSION_NOISE_SCHEDULE", "cosine")
+    schedule = model_def.get(runs.NOISE_SCHEDULE_KEY) or tcfg.DIFFUSION_NOISE_SCHEDULE
     diffusion = gd.create_diffusion(net.cfg.diffusion_steps, schedule, str(respacing))
-    return export_diffusion(net, params, diffusion, network_info, int(icfg.get("SKIP_STEPS", 0) or 0))
+    return export_diffusion(net, params, diffusion, network_info, int(icfg.SKIP_STEPS))

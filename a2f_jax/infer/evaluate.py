@@ -26,7 +26,7 @@ def _clip_tuples(entries: Sequence[Any]) -> list[tuple]:
 
 
 def held_out_clips(train_cfg: Any) -> list[tuple]:
-    clips = _clip_tuples(train_cfg.get("VALIDATION_CLIPS", None))
+    clips = _clip_tuples(train_cfg.VALIDATION_CLIPS)
     if not clips:
         raise ConfigError(describe("config_train", "VALIDATION_CLIPS", "held-out clips to evaluate on", "an empty list"))
     return clips
@@ -57,12 +57,12 @@ def evaluate(configs: Any, predict: PredictFn, clips: Sequence[tuple] | None = N
     actor = clips[0][0]
     data = ActorData.load(ActorSettings.from_configs(dcfg, actor))
     held = {c[1] for c in clips}
-    train_shots = sorted({c[1] for c in _clip_tuples(tcfg.get("CLIPS", None)) if c[1] not in held})
+    train_shots = sorted({c[1] for c in _clip_tuples(tcfg.CLIPS) if c[1] not in held})
     fps = float(dcfg.CACHE_FPS[actor])
     pairs, names, predictions = [], [], {}
     for actor_c, shot, (first, last), _spk, _lang, rel, offset in clips:
         gt_all = read_cache(find_cache_file(dcfg.SKIN_CACHE_ROOT[actor_c], shot))
-        audio = load_audio(pathlib.Path(dcfg.AUDIO_ROOT[actor_c]) / rel, method=tcfg.get("AUDIO_PREPROC_METHOD", "w2v"))
+        audio = load_audio(pathlib.Path(dcfg.AUDIO_ROOT[actor_c]) / rel, method=tcfg.AUDIO_PREPROC_METHOD)
         if offset:
             shift = int(round(offset / fps * 16000))
             audio = np.concatenate([audio[shift:], np.zeros(max(shift, 0), np.float32)]) if shift > 0 else np.concatenate([np.zeros(-shift, np.float32), audio])

@@ -118,7 +118,7 @@ class EncoderConfig:
                 raise ConfigError(
                     f"encoder config.json [model_type]: expected one of {_SUPPORTED_MODEL_TYPES}, found {model_type!r}"
                 )
-            import transformers
+            import transformers  # heavy optional dependency: only for a dict config.json
 
             hf_cls = transformers.HubertConfig if model_type == "hubert" else transformers.Wav2Vec2Config
             known = set(hf_cls().to_dict())

@@ -39,7 +39,8 @@ import numpy as np
 
 from a2f_jax.errors import ConfigError
 from a2f_jax.models import freeze, layers
-from a2f_jax.models.audio_encoder import EncoderConfig
+from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig
+from a2f_jax.models.encoder_weights import convert_state_dict
 from a2f_jax.models.gru import TorchGRU
 from a2f_jax.models.precision import cast
 
@@ -370,8 +371,6 @@ class DiffusionRNN(nn.Module):
 
     def setup(self) -> None:
         c = self.cfg
-        from a2f_jax.models.audio_encoder import AudioEncoder
-
         if c.encoder is None:
             raise ConfigError("DiffusionNetConfig [encoder]: expected an EncoderConfig, found None")
         if self.constants.mean_geometry.shape != (c.num_actors, c.output_dim):
@@ -571,8 +570,6 @@ def params_from_torch_state_dict(
     by splitting keys on "." (Linear weight [out, in] → kernel [in, out], Conv1d weight [1, 1, 9] → [9, 1, 1],
     GRU tensors unchanged). Unknown or missing keys and shape mismatches raise ConfigError.
     """
-    from a2f_jax.models.encoder_weights import convert_state_dict
-
     expected = param_shapes(net)
     enc_state = {k[len(ENCODER_SCOPE) + 1 :]: v for k, v in state.items() if k.startswith(ENCODER_SCOPE + ".")}
     params: dict = {ENCODER_SCOPE: convert_state_dict(enc_state, net.cfg.encoder, net.cfg.encoder_layers, source)}

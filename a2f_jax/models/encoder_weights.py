@@ -66,11 +66,11 @@ def _read_state_dict(snapshot: pathlib.Path) -> tuple[pathlib.Path, dict[str, np
             raise ConfigError(_missing_snapshot_message(snapshot, "model.safetensors, pytorch_model.bin or a *.pth state dict"))
         path = pth[0]
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load_file  # optional dependency: only for a safetensors snapshot
 
         return path, dict(load_file(str(path)))
     try:
-        import torch
+        import torch  # heavy optional dependency: only for a PyTorch pickle
     except ImportError as err:
         raise ConfigError(
             f"{path}: expected model.safetensors (readable without torch), found a PyTorch pickle and torch is not "

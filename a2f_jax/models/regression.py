@@ -24,9 +24,11 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.models.audio_encoder import EncoderConfig
+from a2f_jax.models.audio_encoder import AudioEncoder, EncoderConfig
+from a2f_jax.models.autocorr import autocorrelation  # divides by the norm factor, applies the x8.91 scale
 from a2f_jax.models.layers import Conv1d, GDropout, Linear, concat_emotion, norm_relu
 from a2f_jax.models.precision import cast
 
@@ -167,8 +169,6 @@ class ConvW2VAutocorr(nn.Module):
 
     def _w2v_features(self, audio: Array, train: bool) -> Array:
         """audio [B*S, N] -> [B*S, 25, 256] (time-major, channels last)."""
-        from a2f_jax.models.audio_encoder import AudioEncoder  # the shared wav2vec2/HuBERT encoder
-
         c = self.cfg
         # torchaudio's extract_features path (the original's): dropouts active in training, but never
         # LayerDrop and no SpecAugment, whatever the snapshot's config says.
@@ -182,8 +182,6 @@ class ConvW2VAutocorr(nn.Module):
 
     def _autocorr_features(self, audio: Array, norm_factor: Array | None, train: bool) -> Array:
         """audio [B, S, N], norm factor [B] -> [B*S, 25, 256]."""
-        from a2f_jax.models.autocorr import autocorrelation  # divides by the norm factor, applies the x8.91 scale
-
         p = self.cfg.autocorr
         b = audio.shape[0]
         ac = autocorrelation(
@@ -313,8 +311,6 @@ def params_from_torch_state_dict(
     pass its Flax params as `encoder_params` (required when cfg.use_w2v_features). Returns (params, the
     state-dict keys left unused); a missing or misshapen entry raises ConfigError naming the key.
     """
-    import numpy as np
-
     used: set[str] = set()
 
     def get(key: str, shape: tuple[int, ...]) -> Any:

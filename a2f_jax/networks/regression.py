@@ -289,8 +289,8 @@ def make_train_step(setup: Setup, tx: Any, steps_per_epoch: int, *, num_epochs: 
 
 def predict(setup: Setup, params: Any, clips: list, batch_size: int = 64) -> list[np.ndarray]:
     """Eval-mode predictions [len, D] for whole clips (no timeshift), frame by frame."""
-    tcfg, dcfg = setup.configs.train, setup.configs.dataset
-    sampler = RegressionSampler(setup.data, RegressionSamplerSettings.from_train_config(tcfg), batch_size=batch_size, seed=0, clips=clips, shuffle=False,
+    settings = RegressionSamplerSettings.from_train_config(setup.configs.train)
+    sampler = RegressionSampler(setup.data, settings, batch_size=batch_size, seed=0, clips=clips, shuffle=False,
                                 noise_bank_size=1)
     window, network = sampler.window, setup.network
 

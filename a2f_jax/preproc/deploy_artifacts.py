@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from a2f_jax.data import actor as actor_lib
 from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.io_utils import atomic_path, atomic_save_npy, atomic_savez, atomic_write_text
 from a2f_jax.preproc import sources
@@ -46,18 +47,8 @@ CLIPS_SEPARATOR = "    " + "#" * 116
 
 
 def shot_emotion(dataset: Any, actor: str, shot: str) -> str:
-    """SHOT_EMOTION_MAP entry, else the first SHOT_EMOTION_NAMES substring of the shot name, else "neutral"."""
-    names = list(dataset.SHOT_EMOTION_NAMES)
-    for entry in dataset.get("SHOT_EMOTION_MAP", []) or []:
-        a, s, emotion = entry
-        if a == actor and s == shot:
-            if emotion not in names:
-                raise ConfigError(f"dataset config [SHOT_EMOTION_MAP]: expected an emotion of SHOT_EMOTION_NAMES {names} for ({actor!r}, {shot!r}), found {emotion!r}")
-            return emotion
-    for name in names:
-        if name in shot:
-            return name
-    return "neutral"
+    """The shot's emotion by config_dataset's SHOT_EMOTION_MAP / SHOT_EMOTION_NAMES (`a2f_jax.data.actor.shot_emotion`)."""
+    return actor_lib.shot_emotion(actor_lib.ShotEmotions.from_configs(dataset), actor, shot)
 
 
 def transform_params(reference: np.ndarray, scale_value: float) -> tuple[list[float], float]:

@@ -140,7 +140,7 @@ def run_skin(preproc: Any, dataset: Any, actor: str, run_dir: pathlib.Path) -> d
 
     def snapshot(ii: int, chosen: list[int]) -> None:
         # The original wrote these only if its base module's VERBOSE was set (never); we honour the config.
-        if preproc.get("VERBOSE", False) and ii % 100 == 99:
+        if preproc.VERBOSE and ii % 100 == 99:
             _dump_frame_json(inter / f"skin_pruned_poses_pca_{ii}.json", map_rows_to_frames(chosen, prune_shots, kept))
 
     chosen = select_distinct_poses(rows, max_iter, on_iteration=snapshot)

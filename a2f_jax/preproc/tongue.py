@@ -25,7 +25,7 @@ from a2f_jax.io_utils import atomic_savez
 from a2f_jax.preproc import sources
 from a2f_jax.preproc.pca import pca_truncated, project
 from a2f_jax.preproc.prune import prune_similar_poses
-from a2f_jax.preproc.rigid import stabilize
+from a2f_jax.data.rigid import stabilize
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ def serve_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _need_grpc()
-    from a2f_jax.serve.server import make_server
-    from a2f_jax.serve.session import ServeModel, describe_model
+    from a2f_jax.serve.server import make_server  # grpc (optional extra) and the networks: after the check
+    from a2f_jax.serve.session import ServeModel, describe_model  # the networks (jax, onnxruntime): heavy
 
     for name in ("max_streams", "threads"):
         if getattr(args, name) < 1:
@@ -88,8 +88,8 @@ def client_main(argv: list[str] | None = None) -> int:
     _need_grpc()
     import grpc  # only here: the optional [serve] extra
 
-    from a2f_jax.data.audio import read_wav
-    from a2f_jax.serve.client import stream_pcm, to_pcm16, write_csv
+    from a2f_jax.data.audio import read_wav  # after the usage checks: soundfile/scipy are slow to import
+    from a2f_jax.serve.client import stream_pcm, to_pcm16, write_csv  # grpc: the optional [serve] extra
 
     audio, rate = read_wav(args.wav)
     if not args.chunk > 0:

@@ -13,7 +13,8 @@ the client's rate differs) → × input_strength (1 unless the client sets it) �
   carried, centre block kept), frames at the network's rate;
 → the bundle's post-processing (`infer.postprocess.PostProcessor`, stateful, with the client's face
 parameters overriding the matching `model_config` fields) → the skin blendshape solver (causal temporal term
-carried from chunk to chunk) → the client's multipliers / offsets (by pose name; clamped to [0, 1] on request).
+carried from chunk to chunk) → multipliers / offsets (the bundle's, with the client's replacing them by pose
+name; an unknown name at the neutral 1 / 0 is ignored) → clamped to [0, 1] on request.
 Every stage carries its state, so the frames equal one offline pass over the whole clip (see tests/test_serve.py).
 
 Emotions: the header's beginning emotion holds from t = 0; each time-coded emotion of an audio chunk is a
@@ -31,6 +32,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import soxr
 
 from a2f_jax import blendshapes as bs
 from a2f_jax.data.audio import padded_windows, sec_to_sample
@@ -213,8 +215,6 @@ class StreamSession:
         self.keys: list[tuple[float, np.ndarray]] = [(0.0, self.emotion_vector(settings.emotion, "emotion_params"))]
         self.resampler = None
         if rate != SAMPLE_RATE:
-            import soxr  # optional speed-up dependency of librosa; only streams at another rate need it
-
             self.resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
         self.n_in = 0  # client samples received
         self.n16 = 0  # 16 kHz samples fed to the network
@@ -255,10 +255,13 @@ class StreamSession:
         cfg = self.model.solver.config
         m, o = cfg.multipliers.copy(), cfg.offsets.copy()
         names = list(self.model.pose_names)
-        for what, table, arr in (("bs_weight_multipliers", mult, m), ("bs_weight_offsets", off, o)):
+        for what, table, arr, neutral in (("bs_weight_multipliers", mult, m, 1.0), ("bs_weight_offsets", off, o, 0.0)):
             for name, value in table.items():
                 if name not in names:
-                    raise invalid(f"blendshape_params.{what}: unknown blendshape {name!r}; the bundle's: {names}")
+                    if float(value) == neutral:  # Maya-ACE 1.x sends all 52 ARKit names, at 1 / 0 by default
+                        continue
+                    raise invalid(f"blendshape_params.{what}: unknown blendshape {name!r} (value {value:g}); "
+                                  f"the bundle's: {names}")
                 if not math.isfinite(float(value)):
                     raise invalid(f"blendshape_params.{what}[{name!r}] must be finite, got {value}")
                 arr[names.index(name)] = float(value)

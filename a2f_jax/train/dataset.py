@@ -107,9 +107,8 @@ def _load_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 def preproc_dir_for(train_cfg: Any, actor: str) -> pathlib.Path:
     """`PREPROC_ROOT/PREPROC_RUN_NAME_FULL[actor]`, resolving "latest" to the newest run of the actor."""
-    names = train_cfg.get("PREPROC_RUN_NAME_FULL", None) or {}
-    name = names.get(actor) if hasattr(names, "get") else None
-    root = pathlib.Path(str(train_cfg.get("PREPROC_ROOT")))
+    name = actor_value(train_cfg, "PREPROC_RUN_NAME_FULL", actor)
+    root = pathlib.Path(str(train_cfg.PREPROC_ROOT))
     if not name:
         raise ConfigError(
             describe("config_train", f"PREPROC_RUN_NAME_FULL[{actor!r}]", "the name of a preprocessing run (or 'latest')", "nothing")
@@ -179,8 +178,8 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
 
 def explicit_emotion_names(train_cfg: Any, dataset_cfg: Any) -> list[str]:
     """SHOT_EMOTION_NAMES without the all-zeros emotion, in order (§4.2)."""
-    names = list(dataset_cfg.get("SHOT_EMOTION_NAMES"))
-    zero = train_cfg.get("SHOT_EMOTION_NAME_FOR_ALL_ZEROS", "neutral")
+    names = list(dataset_cfg.SHOT_EMOTION_NAMES)
+    zero = train_cfg.SHOT_EMOTION_NAME_FOR_ALL_ZEROS
     return [n for n in names if n != zero]
 
 
@@ -340,10 +339,10 @@ def build_clips(entries: Sequence[Any], data: TrainingData, dataset_cfg: Any, ke
 
 def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] | None = None) -> TrainingData:
     """Shots of every actor (shots.json order), muted shots after them, clips, and per-shot targets."""
-    actors = list(actors or dataset_cfg.get("ACTOR_NAMES"))
-    channels = list(train_cfg.get("TARGET_CHANNELS"))
-    rescale = bool(train_cfg.get("RESCALE_TARGET_CHANNEL_DATA", False))
-    emotions = list(dataset_cfg.get("SHOT_EMOTION_NAMES"))
+    actors = list(actors or dataset_cfg.ACTOR_NAMES)
+    channels = list(train_cfg.TARGET_CHANNELS)
+    rescale = bool(train_cfg.RESCALE_TARGET_CHANNEL_DATA)
+    emotions = list(dataset_cfg.SHOT_EMOTION_NAMES)
     artifacts = {a: load_actor_artifacts(train_cfg, dataset_cfg, a) for a in actors}
     sizes = channel_sizes(channels, artifacts[actors[0]])
     shots: list[Shot] = []
@@ -370,11 +369,12 @@ def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] |
             fps_values.add(float(fps))
     data = TrainingData(actors, artifacts, shots, [], channels, sizes, explicit_emotion_names(train_cfg, dataset_cfg), targets, float(min(fps_values)) if fps_values else 30.0)
     # Muted shots: the source frame's target repeated, appended after all real shots (§4.2).
-    zero_skin = bool(train_cfg.get("AUG_MUTED_SKIN_IS_NEUTRAL_FOR_NEUTRAL_EMO", True))
-    zero_tongue = bool(train_cfg.get("AUG_MUTED_TONGUE_IS_NEUTRAL", False))
+    zero_skin = bool(train_cfg.AUG_MUTED_SKIN_IS_NEUTRAL_FOR_NEUTRAL_EMO)
+    zero_tongue = bool(train_cfg.AUG_MUTED_TONGUE_IS_NEUTRAL)
+    zero_emotion = train_cfg.SHOT_EMOTION_NAME_FOR_ALL_ZEROS
     offsets = np.cumsum([0] + [sizes[c] for c in channels])
     muted_clips = []
-    for i, entry in enumerate(train_cfg.get("AUG_MUTED_SHOTS", None) or []):
+    for i, entry in enumerate(train_cfg.AUG_MUTED_SHOTS):
         actor, (src_shot, src_frame), length, emo = entry
         if emo not in emotions:
             raise ConfigError(describe("config_train", f"AUG_MUTED_SHOTS[{i}]", f"an emotion of SHOT_EMOTION_NAMES {emotions}", repr(emo)))
@@ -383,7 +383,7 @@ def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] |
             raise ConfigError(describe("config_train", f"AUG_MUTED_SHOTS[{i}]", f"a frame of {src_shot} in [0, {shots[src].length - 1}]", repr(src_frame)))
         row = targets[src][int(src_frame)].copy()
         for ci, ch in enumerate(channels):
-            if (ch == "skin_coeffs" and zero_skin and emo == train_cfg.get("SHOT_EMOTION_NAME_FOR_ALL_ZEROS", "neutral")) or (ch == "tongue_coeffs" and zero_tongue):
+            if (ch == "skin_coeffs" and zero_skin and emo == zero_emotion) or (ch == "tongue_coeffs" and zero_tongue):
                 row[offsets[ci]:offsets[ci + 1]] = 0.0
         fps = float(actor_value(dataset_cfg, "CACHE_FPS", actor) or data.shot_fps)
         shot = Shot(actor, f"muted_{i}", int(length), fps, emo, start, muted=True, source=(src_shot, int(src_frame)))
@@ -391,5 +391,5 @@ def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] |
         targets.append(np.repeat(row[None], int(length), axis=0))
         muted_clips.append(Clip(actor, shot.name, 0, int(length) - 1, "muted", "en", None, 0.0, len(shots) - 1, muted=True))
         start += int(length)
-    data.clips = build_clips(train_cfg.get("CLIPS", None) or [], data, dataset_cfg) + muted_clips
+    data.clips = build_clips(train_cfg.CLIPS, data, dataset_cfg) + muted_clips
     return data

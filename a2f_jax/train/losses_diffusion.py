@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax.errors import ConfigError, DataError
-from a2f_jax.models.gaussian_diffusion import huber
+from a2f_jax.models.gaussian_diffusion import huber, original_timesteps, q_sample
 
 Array = jax.Array
 _Y = 1  # y axis (height) of mesh coordinates
@@ -318,8 +318,6 @@ def training_losses(
     arguments of `diffusion_losses` (tongue_weight, jaw_weight, lip_dist_alpha, lip_dist_exp, velocity_alpha,
     exp_smooth_alpha). Returns (terms, x̂0).
     """
-    from a2f_jax.models.gaussian_diffusion import original_timesteps, q_sample
-
     x_t = q_sample(diffusion, x0, k, noise)
     x0_pred = model_fn(x_t, original_timesteps(diffusion, k, x0.shape[0]))
     terms = diffusion_losses(x0_pred, x0, consts, actor_vec, mask=mask, **weights)

@@ -124,7 +124,7 @@ def track_key(clip: Any) -> tuple[str, str, str]:
 
 
 def _cfg_dict(tcfg: Any, key: str) -> dict:
-    value = tcfg.get(key, None) or {}
+    value = tcfg[key]
     return value.to_dict() if hasattr(value, "to_dict") else dict(value)
 
 
@@ -141,10 +141,10 @@ def load_posteriors(path: pathlib.Path, vocab_size: int) -> np.ndarray:
 
 
 def enabled_reason(tcfg: Any) -> str | None:
-    """None when phoneme supervision is on, else why it is off."""
-    if not list(tcfg.get("PHONEME_FORCING_LANGS", None) or []):
+    """None when phoneme supervision is on, else why it is off (a regression train config)."""
+    if not list(tcfg.PHONEME_FORCING_LANGS):
         return "PHONEME_FORCING_LANGS is empty"
-    if tcfg.get("LOSS_PHONEME_ALPHA", None) is None:
+    if tcfg.LOSS_PHONEME_ALPHA is None:
         return "LOSS_PHONEME_ALPHA is None"
     if not _cfg_dict(tcfg, "PHONEME_POSTERIORS_ROOT"):
         return "no PHONEME_POSTERIORS_ROOT is configured (no hub aligner in a2f-jax)"
@@ -155,7 +155,7 @@ def build_phoneme_setup(tcfg: Any, clips: Sequence[Any]) -> PhonemeSetup | None:
     """Load the posteriors of every clip whose language is enabled; None when supervision is off."""
     reason = enabled_reason(tcfg)
     if reason is not None:
-        if tcfg.get("LOSS_PHONEME_ALPHA", None) is not None and list(tcfg.get("PHONEME_FORCING_LANGS", None) or []):
+        if tcfg.LOSS_PHONEME_ALPHA is not None and list(tcfg.PHONEME_FORCING_LANGS):
             log.warning("phoneme supervision is off: %s", reason)
         return None
     langs = [str(x) for x in tcfg.PHONEME_FORCING_LANGS]
@@ -169,7 +169,7 @@ def build_phoneme_setup(tcfg: Any, clips: Sequence[Any]) -> PhonemeSetup | None:
         if SIL not in names:
             raise ConfigError(describe("config_train", f"PHONEME_VOCAB[{lang!r}]", f"a {SIL!r} class", repr(names[:8])))
         vocab[lang] = names
-    temperature = float(tcfg.get("PHONEME_PROB_TEMPERATURE", 1.0))
+    temperature = float(tcfg.PHONEME_PROB_TEMPERATURE)
     tracks: dict[tuple[str, str, str], np.ndarray] = {}
     for clip in clips:
         if clip.muted or clip.lang not in langs:
@@ -182,9 +182,9 @@ def build_phoneme_setup(tcfg: Any, clips: Sequence[Any]) -> PhonemeSetup | None:
         path = roots[clip.actor] / clip.lang / f"{key[2]}.npy"
         probs = apply_temperature(load_posteriors(path, len(vocab[clip.lang])), temperature)
         tracks[key] = to_feature_rate(probs)
-    window = window_length(int(tcfg.AUDIO_PARAMS["buffer_len"]), int(tcfg.AUDIO_PARAMS.get("samplerate", 16000)))
+    window = window_length(int(tcfg.AUDIO_PARAMS["buffer_len"]), int(tcfg.AUDIO_PARAMS["samplerate"]))
     log.info("phoneme supervision on: langs %s, vocab sizes %s, %d tracks", langs, {k: len(v) for k, v in vocab.items()}, len(tracks))
-    return PhonemeSetup(langs, vocab, tracks, window, float(tcfg.get("LOSS_PHONEME_SIL_WEIGHT", 1.0)))
+    return PhonemeSetup(langs, vocab, tracks, window, float(tcfg.LOSS_PHONEME_SIL_WEIGHT))
 
 
 # ----------------------------------------------------------------------------------------------------------

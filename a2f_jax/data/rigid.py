@@ -1,4 +1,4 @@
-"""Rigid alignment (Kabsch with reflection fix) used to stabilise the tongue (spec §3.4)."""
+"""Rigid alignment (Kabsch with reflection fix) used to stabilise the tongue (docs/preproc_artifacts.md, the tongue)."""
 
 from __future__ import annotations
 
