@@ -1,4 +1,4 @@
-"""Audio: reading and preprocessing (spec_data_preproc §4), frame windows, muted-shot noise."""
+"""Audio: reading and preprocessing (docs/dataset_format.md, docs/training.md), frame windows, muted-shot noise."""
 
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def test_extensible_wav_checked_and_other_formats_left_to_soundfile(tmp_path):
 
 
 def _mic_reference(n: int, sr: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """The spec's algorithm written as a per-column loop (the original's draw order)."""
+    """The original's noise algorithm (docs/training.md "Regression samples") written as a per-column loop (the original's draw order)."""
     cols = math.ceil((n - 256) / 128) + 3
     f = np.linspace(0, sr // 2, 129)
     mags = []

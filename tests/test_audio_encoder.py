@@ -183,8 +183,8 @@ def test_stop_gradient_frozen_gives_zero_grads_for_frozen_leaves() -> None:
 
 
 def test_base_sizes_shapes_and_frozen_counts_match_spec() -> None:
-    # spec §2.2: HuBERT base has about 94.4 M params, of which about 75.6 M are fine-tuned (front end,
-    # feature projection and blocks 0-1 frozen); 16000 samples give 49 frames, 8320 give 25 (§1.2).
+    # docs/training.md "HuBERT": base has about 94.4 M params, of which about 75.6 M are fine-tuned (front end,
+    # feature projection and blocks 0-1 frozen); 16000 samples give 49 frames, 8320 give 25 (docs/training.md).
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, param_shapes
     from a2f_jax.models.encoder_weights import HUBERT_BASE
 

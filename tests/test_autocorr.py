@@ -1,4 +1,4 @@
-"""Autocorrelation features vs a plain NumPy loop over the formula of spec §1.3."""
+"""Autocorrelation features vs a plain NumPy loop over the formula in docs/training.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cache formats against spec_data_preproc §1.3 and §2: discovery, npy, PointCache2, Maya nCache."""
+"""Cache formats against docs/dataset_format.md: discovery, npy, PointCache2, Maya nCache."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _xml(path: pathlib.Path, end: int, tpf: int = 200, channel_type: str = "Floa
 
 
 def _hand_built_mc(frames: np.ndarray, tag: bytes = b"FVCA", tpf: int = 200) -> bytes:
-    """The .mc bytes exactly as spec §2.2 lays them out (the original writer's header, ETIM = 1)."""
+    """The .mc bytes exactly as docs/dataset_format.md lays them out (the original writer's header, ETIM = 1)."""
     item = 4 if tag == b"FVCA" else 8
     fmt = ">f4" if tag == b"FVCA" else ">f8"
     n = frames.shape[1]
@@ -255,7 +255,7 @@ def test_maya_round_trip_f64_downcast(tmp_path):
 
 
 def test_maya_writer_byte_layout_field_by_field(tmp_path):
-    """Our writer against spec §2.2, field by field (ETIM: the real end tick, see write_maya_cache)."""
+    """Our writer against docs/dataset_format.md, field by field (ETIM: the real end tick, see write_maya_cache)."""
     x = _frames(3, 2)
     caches.write_maya_cache(tmp_path / "w.xml", x, fps=30.0)
     raw = (tmp_path / "w.mc").read_bytes()

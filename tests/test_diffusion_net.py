@@ -331,7 +331,7 @@ def test_parameter_count_at_base_size():
     )["params"]
     encoder = shapes.pop("audio_model")
     non_encoder = _count(shapes)
-    assert non_encoder == 2_529_306 + 3_075 * vs + 1_599 * vt  # spec §2.8
+    assert non_encoder == 2_529_306 + 3_075 * vs + 1_599 * vt  # docs/training.md "Parameter count"
     assert non_encoder == dr.non_encoder_param_count(cfg)
     assert _count(shapes["gru"]) == 1_254_144
     assert _count(shapes["geometry_embedding"]["final"]) == 488_205

@@ -1,4 +1,4 @@
-"""Regression losses against NumPy references of the original's formulas (spec §3.1)."""
+"""Regression losses against NumPy references of the original's formulas (docs/training.md)."""
 
 import math
 

@@ -23,6 +23,9 @@ from synth_workspace import synthetic_workspace
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs" / "synthetic-diffusion-min"
 SHOTS = ("s01_neutral", "s02_neutral", "s03_neutral")
+# Four respaced steps: with the usual two (t = 999 and 0) both schedules are nearly the same at the steps sampled
+# (alpha-bar ~0 and ~1), so the schedule would hardly show; at t = 333 and 666 linear and cosine differ widely.
+STEPS = ["inference.TIMESTEP_RESPACING='4'", "inference.NUM_DIFFUSION_STEPS=4"]
 
 
 def _configs():
@@ -33,7 +36,7 @@ def _configs():
         "train.AUG_MUTED_SHOTS=[]", "train.DIFFUSION_NOISE_SCHEDULE='linear'",
         # one small compiled program: batch 2, subsegments of 30..60 frames in one 60-frame bucket
         "train.BATCH_SIZE=2", "train.SUBSEGMENT_MIN_FRAME=30", "train.SUBSEGMENT_MAX_FRAME=60", "train.LENGTH_BUCKETS=[60]",
-        "train.LOG_PERIOD=1000", "train.VALIDATION_PERIOD=0", "train.CHECKPOINT_PERIOD=1000",
+        "train.LOG_PERIOD=1000", "train.VALIDATION_PERIOD=0", "train.CHECKPOINT_PERIOD=1000", *STEPS,
     ])
 
 
@@ -92,7 +95,8 @@ def test_model_def_records_the_schedule(trained):
 def test_infer_from_run_and_bundle_agree(trained, tmp_path):
     _, run, bundle_dir, wav = trained
     script = _script()
-    common = ["--config", str(CONFIG_DIR), "--audio", str(wav), "--seed", "5", "--delta", "--npy", "--no-maya-cache"]
+    common = ["--config", str(CONFIG_DIR), *(f"--config.{o}" for o in STEPS), "--audio", str(wav), "--seed", "5", "--delta",
+              "--npy", "--no-maya-cache"]
     assert script.main(common + ["--run", str(run), "--out", str(tmp_path / "run"), "--mode", "streaming"]) == 0
     assert script.main(common + ["--bundle", str(bundle_dir), "--out", str(tmp_path / "bundle")]) == 0
     from_run, from_bundle = _outputs(tmp_path / "run"), _outputs(tmp_path / "bundle")

@@ -117,6 +117,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
 
     import ml_collections
 
+    from a2f_jax.config import inference_diffusion
     from a2f_jax.runs import TrainingRun
 
     net, params, diffusion, info, _ = tiny
@@ -141,7 +142,7 @@ def test_deploy_run_exports_a_diffusion_training_run(tiny, tmp_path):
     (run / "run_status.json").write_text(json.dumps({"status": "complete"}))  # deploy takes finished runs only
     train = ml_collections.ConfigDict({"TRAIN_OUTPUT_ROOT": str(tmp_path / "train"), "PREPROC_ROOT": str(tmp_path / "preproc"),
                                        "FINAL_DEPLOY_ROOT": str(tmp_path / "deploy"), "DIFFUSION_NOISE_SCHEDULE": "cosine"})
-    inference = ml_collections.ConfigDict({"CONFIG": {}, "TIMESTEP_RESPACING": "2", "SKIP_STEPS": 0})
+    inference = ml_collections.ConfigDict({**inference_diffusion.base_dict(), "CONFIG": {}, "TIMESTEP_RESPACING": "2", "SKIP_STEPS": 0})
     configs = types.SimpleNamespace(network_type="diffusion", train=train, inference=inference)
     out = bundle.deploy_run(configs, run)
     assert check.check_bundle(out) == []

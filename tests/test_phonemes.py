@@ -1,4 +1,4 @@
-"""Phoneme supervision (spec §7): windows against a NumPy reference of the original's indexing, muted and
+"""Phoneme supervision (docs/training.md): windows against a NumPy reference of the original's indexing, muted and
 unsupported clips, enabling rule, training steps with the phoneme losses, and nothing changed when off."""
 
 import logging

@@ -1,4 +1,4 @@
-"""a2f_jax.infer.postprocess against per-frame loop references written from spec_deploy_inference §3."""
+"""a2f_jax.infer.postprocess against per-frame loop references written from docs/bundle_contract.md."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _deltas(seed=1, t=T) -> pp.Deltas:
                      rng.standard_normal((t, 4)))
 
 
-# ------------------------------------------------------------------ references, one frame at a time (spec §3)
+# ------------------------------------------------------------------ references, one frame at a time (docs/bundle_contract.md)
 
 
 def ref_skin(delta, data, c, dt, blink):

@@ -1,4 +1,4 @@
-"""PCA primitive (spec §3.8): threshold rule, forced counts, custom mean, randomized path, bad input."""
+"""PCA primitive (docs/preproc_artifacts.md): threshold rule, forced counts, custom mean, randomized path, bad input."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Near-duplicate pruning (spec §3.3 step 1 / §3.5) against a KD-tree reference of the original's loop."""
+"""Near-duplicate pruning (docs/preproc_artifacts.md) against a KD-tree reference of the original's loop."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Kabsch alignment and tongue stabilisation (spec §3.4)."""
+"""Kabsch alignment and tongue stabilisation (docs/preproc_artifacts.md "Tongue")."""
 
 import numpy as np
 import pytest

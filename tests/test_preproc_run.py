@@ -1,4 +1,4 @@
-"""End-to-end preprocessing on small structured actors: artifact tree (spec §3.9), numbers, defaults, errors."""
+"""End-to-end preprocessing on small structured actors: artifact tree (docs/preproc_artifacts.md), numbers, defaults, errors."""
 
 import json
 import pathlib

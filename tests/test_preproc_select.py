@@ -1,4 +1,4 @@
-"""Distinct-pose selection (spec §3.3 step 2) against a direct SVD reference of the original's loop."""
+"""Distinct-pose selection (docs/preproc_artifacts.md) against a direct SVD reference of the original's loop."""
 
 import numpy as np
 

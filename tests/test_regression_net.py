@@ -57,21 +57,17 @@ def _inputs(b=2, s=2, seed=0):
 
 @functools.lru_cache(maxsize=None)
 def _fns(model):
-    """One jitted init / eval / train / grad per model (compiles dominate this file's run time)."""
+    """One jitted init / eval / train / infer per model (compiles dominate this file's run time)."""
     def eval_(p, a, e, n):
         return model.apply({"params": p}, a, e, n, train=False, capture_intermediates=True, mutable=["intermediates"])
 
     def train(p, a, e, n, k):
         return model.apply({"params": p}, a, e, n, train=True, rngs={"dropout": k})
 
-    def loss(p, a, e, n):
-        return jnp.sum(model.apply({"params": p}, a, e, n, train=False)[0] ** 2)
-
     return {
         "init": jax.jit(lambda k: init_params(model, k)),
         "eval": jax.jit(eval_),
         "train": jax.jit(train),
-        "grad": jax.jit(jax.grad(loss)),
         "infer": jax.jit(lambda p, a, e: model.apply({"params": p}, a, e, method=model.infer)),
     }
 
@@ -109,7 +105,7 @@ def test_shapes_through_every_layer(net):
 
 
 def test_autocorr_branch_input_is_normalised_scaled_autocorrelation(net):
-    """freq1 must see the §1.3 autocorrelation of audio / norm_factor * 8.912..., nothing more."""
+    """freq1 must see the autocorrelation (docs/training.md) of audio / norm_factor * 8.912..., nothing more."""
     model, params = net
     audio, emo, nf = _inputs()
     _, _, inter = _eval(model, params, audio, emo, nf)
@@ -185,8 +181,18 @@ def test_norm_factor_only_reaches_autocorr_branch(net):
 
 
 def test_frozen_encoder_gets_no_gradient_and_trunk_does(net):
+    """w2v_freeze, as the train step applies it: the network's `models.freeze` labels, stop_gradient in the loss."""
+    from a2f_jax.models import freeze
+    from a2f_jax.networks import regression as R
+
     model, params = net
-    grads = _fns(model)["grad"](params, *_inputs())
+    labels = R.param_labels({"net": params}, model.cfg.w2v_freeze)
+
+    def loss(p, a, e, n):
+        p = freeze.stop_gradient_frozen({"net": p}, labels)["net"]
+        return jnp.sum(model.apply({"params": p}, a, e, n, train=False)[0] ** 2)
+
+    grads = jax.jit(jax.grad(loss))(params, *_inputs())
     assert sum(float(jnp.abs(g).sum()) for g in jax.tree_util.tree_leaves(grads["w2v"])) == 0.0
     for name in ("w2v_linear_mapping", "freq1", "time1", "time5", "linear_explicit_emo", "linear_tongue1"):
         assert float(jnp.abs(grads[name]["kernel"]).sum()) > 0, name
@@ -208,7 +214,7 @@ def test_config_errors():
 
 
 def test_parameter_count_base_config():
-    """§1.7: trainable core 1,699,316; heads (281A) + (A^2 + A) + (281Kt) + (Kt^2 + Kt); phoneme 393,728 + 257P."""
+    """docs/training.md "Parameter count": trainable core 1,699,316; heads (281A) + (A^2 + A) + (281Kt) + (Kt^2 + Kt); phoneme 393,728 + 257P."""
     enc = audio_encoder.TORCHAUDIO_WAV2VEC2_BASE
     params = dict(HYPER, explicit_emotions=[f"e{i}" for i in range(10)], num_shapes_skin=140, num_shapes_tongue=10,
                   result_jaw_size=15, result_eyes_size=4, num_phonemes={"en": 42})
@@ -224,7 +230,7 @@ def test_parameter_count_base_config():
     a, kt = 140 + 19, 10
     assert sum(counts[h] for h in heads) == 281 * a + a * a + a + 281 * kt + kt * kt + kt == 73_039
     assert sum(v for k, v in counts.items() if k.startswith("phoneme")) == 393_728 + 257 * 42
-    # the frozen truncated wav2vec: about 16.40 M (spec §1.7)
+    # the frozen truncated wav2vec: about 16.40 M (docs/training.md)
     assert counts["w2v"] == 4_200_448 + 395_008 + 4_719_488 + 1_536 + 7_087_872 == 16_404_352
 
 

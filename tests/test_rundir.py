@@ -1,4 +1,4 @@
-"""Run directories: naming, metadata files (spec §3.1 / §5.3), the run log, "latest" preproc runs."""
+"""Run directories: naming, metadata files (docs/preproc_artifacts.md, docs/DEVELOPING.md), the run log, "latest" preproc runs."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted_and_run_folder(synth_env):
     assert max(v for k, v in moved.items() if k[0] == "gru") > 0
     frozen = [v for k, v in moved.items() if k[:2] == front]
     assert frozen and max(frozen) == 0.0
-    # The run folder of spec §5.3 (orbax checkpoints instead of weights.pth); load_run reads it back.
+    # The run folder of docs/DEVELOPING.md (orbax checkpoints instead of weights.pth); load_run reads it back.
     for name in ("deploy/network_info.json", "deploy/trt_info.json", "network_info_full.json", "model_def.json",
                  "configs/config_train_full.json", "log.log", "history.json"):
         assert (full / name).is_file(), name

@@ -45,7 +45,7 @@ def test_resume_equals_uninterrupted(short_run):
     a, b = TrainingRun(full).params(), TrainingRun(part).params()
     diffs = jax.tree_util.tree_map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)
     assert max(jax.tree_util.tree_leaves(diffs)) <= 1e-6
-    # The run folder of spec §5.3 (orbax checkpoints instead of weights.pth).
+    # The run folder of docs/DEVELOPING.md (orbax checkpoints instead of weights.pth).
     for name in ("deploy/network_info.json", "deploy/trt_info.json", "deploy/implicit_emo_db.npz", "implicit_emo_db.pkl",
                  "network_info_full.json", "model_def.json", "configs/config_train_full.json", "log.log"):
         assert (full / name).is_file(), name

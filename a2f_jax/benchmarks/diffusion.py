@@ -1,6 +1,6 @@
 """diffusion_rnn training cost: forward + backward of network and diffusion losses at 120 frames.
 
-Base size as PERFORMANCE.md: skin 24,002 vertices, tongue 5,602, 11 emotions, 1 actor, HuBERT base
+Base size Claire-sized (docs/dataset_format.md): skin 24,002 vertices, tongue 5,602, 11 emotions, 1 actor, HuBERT base
 (random weights), 120 frames at 60 fps (2 s of audio), batch 1, train mode (dropout, LayerDrop,
 SpecAugment). The full iteration (optimizer, sampling) is benchmarked by the training loop's module.
 """

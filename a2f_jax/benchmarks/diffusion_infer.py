@@ -10,17 +10,23 @@ samples (exactly one window: HuBERT, 2 denoising steps, latents carried, decode 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import numpy as np
 
+from a2f_jax.benchmarks import random_diffusion_net
+from a2f_jax.deploy import contract as C
+from a2f_jax.deploy.onnx_diffusion import export_diffusion
+from a2f_jax.deploy.onnx_utils import ort_session
+from a2f_jax.infer.diffusion import engine_from_network
+from a2f_jax.models import gaussian_diffusion as gd
+
 EMOTIONS = 10
 
 
 def _net(quick: bool, compute_dtype: str = "float32"):
-    from a2f_jax.benchmarks import random_diffusion_net
-
     net, params = random_diffusion_net(quick, EMOTIONS, compute_dtype)
     model_def = {"actors": ["bench"], "explicit_emotions": [f"e{i}" for i in range(EMOTIONS)],
                  "mean_geometry": net.constants.mean_geometry, "scales": {k: [1.0] for k in ("skin", "tongue", "jaw", "eye")},
@@ -50,8 +56,6 @@ def _window_times(engine, audio: np.ndarray, repeats: int) -> dict:
 
 def jax_window(quick: bool, compute_dtype: str = "float32") -> dict:
     """One streaming window through the JAX engine (`compute_dtype`: the network's; params are float32)."""
-    from a2f_jax.infer.diffusion import engine_from_network
-
     t0 = time.perf_counter()
     net, params, model_def = _net(quick, compute_dtype)
     init_s = time.perf_counter() - t0
@@ -67,14 +71,6 @@ def jax_window(quick: bool, compute_dtype: str = "float32") -> dict:
 
 
 def _ort_window(quick: bool) -> dict:
-    import dataclasses
-
-    from a2f_jax.infer.diffusion import engine_from_network
-    from a2f_jax.models import gaussian_diffusion as gd
-    from a2f_jax.deploy import contract as C
-    from a2f_jax.deploy.onnx_diffusion import export_diffusion
-    from a2f_jax.deploy.onnx_utils import ort_session
-
     net, params, model_def = _net(quick)
     c = net.cfg
     info = C.diffusion_network_info(["bench"], model_def["explicit_emotions"], [0.0] * EMOTIONS, c.skin_dim // 3, c.tongue_dim // 3,

@@ -1,6 +1,6 @@
 """diffusion_rnn training iteration (forward + diffusion losses + backward + Adam), from the trainer's own step.
 
-Shapes of PERFORMANCE.md: skin 24,002 vertices / 272 PCA components, tongue 5,602, 11 emotions, 1 actor,
+Claire-sized shapes (docs/dataset_format.md): skin 24,002 vertices / 272 PCA components, tongue 5,602, 11 emotions, 1 actor,
 HuBERT base with random weights (front end and blocks 0-1 frozen, as the trainer), 120 and 600 frames at
 60 fps, batch 1 (unpadded, as the original) and batch 4 (padded batch with frame masks). Synthetic arrays,
 no dataset. `quick` uses a tiny network. Reports wall and process CPU time per iteration, the first call

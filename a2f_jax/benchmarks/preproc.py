@@ -1,5 +1,5 @@
 """Preprocessing at the Claire dataset's size: 54 shots, 21,039 frames, 24,002 skin and 5,602 tongue
-vertices (spec §1.8–1.9), random-but-structured caches generated into a temp dir.
+vertices (docs/dataset_format.md "The original's example dataset (Claire)"), random-but-structured caches generated into a temp dir.
 
 The preproc itself runs in a child process, so its peak RSS is measured alone (the generator's
 memory is not counted). Quick mode: 6 shots of 60 frames, 2,000/500 vertices, 50 selection iterations.

@@ -1,4 +1,4 @@
-"""Regression network benchmarks at the shapes of PERFORMANCE.md.
+"""Regression network benchmarks at Claire-sized shapes (docs/dataset_format.md).
 
 Batch 32 × SEQ_LEN 2 windows of 8320 samples, base-size wav2vec2 truncated to one frozen layer, 272 skin /
 10 tongue PCA components, a 24,002-vertex skin basis for the lip-distance loss, the whole jitted train

@@ -44,7 +44,7 @@ def base_dict() -> dict:
         "EYE_DIST_THRESHOLD": 0.35,
         "PHONEME_FORCING_LANGS": ["en"],
         "PHONEME_PROB_TEMPERATURE": 1.0,
-        # a2f-jax: phoneme posteriors from any external aligner (no hub models), spec §7 / a2f_jax.train.phonemes.
+        # a2f-jax: phoneme posteriors from any external aligner (no hub models), docs/training.md / a2f_jax.train.phonemes.
         # {"<actor>": "<dir>"} holding <dir>/<lang>/<audio stem>.npy, float32 [T100, P] probabilities at 100 fps.
         # Empty: phoneme supervision is off.
         "PHONEME_POSTERIORS_ROOT": {},

@@ -289,7 +289,7 @@ class ActorData:
 
     @property
     def has_tongue(self) -> bool:
-        """Tongue preproc runs only with cache root, neutral and rigid list all present (spec §3.4)."""
+        """Tongue preproc runs only with cache root, neutral and rigid list all present (docs/preproc_artifacts.md "Tongue")."""
         return self.tongue_neutral is not None and self.tongue_rigid_verts is not None and self.paths.get("TONGUE_CACHE_ROOT") is not None
 
     @classmethod

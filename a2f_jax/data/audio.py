@@ -1,6 +1,6 @@
 """Audio: reading, the "w2v" / "nva2f" preprocessing, per-frame windows and muted-shot noise.
 
-Spec: spec_data_preproc §4, spec_networks_training §4.3-4.5. All of it is numpy (host side); the
+Behaviour: docs/dataset_format.md "Audio", docs/training.md "Sampling". All of it is numpy (host side); the
 arrays handed to training are f32.
 """
 

@@ -1,9 +1,9 @@
 """Animation caches: shot discovery and the three on-disk formats (npy, Maya nCache, PointCache2).
 
-Layout (spec_data_preproc §1.3): `<root>/<shot>/<shot>.{npy,xml(+mc),pc2}`; every format needs the
+Layout (docs/dataset_format.md): `<root>/<shot>/<shot>.{npy,xml(+mc),pc2}`; every format needs the
 per-shot folder. Every reader returns positions as `[T, V, 3]`.
 
-Maya nCache "OneFile" (spec §2.2) is an IFF-style big-endian file:
+Maya nCache "OneFile" (docs/dataset_format.md) is an IFF-style big-endian file:
   header group  "FOR4" size  <size bytes: "CACH" "VRSN" 4 "0.1\\0" "STIM" 4 t0 "ETIM" 4 t1>
   per frame     "FOR4" size "MYCH" "TIME" 4 ticks
                   "CHNM" name_len name+pad  "SIZE" 4 n  ("FVCA"|"DVCA") byte_len  payload

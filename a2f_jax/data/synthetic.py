@@ -2,7 +2,7 @@
 
     python -m a2f_jax.data.synthetic "$A2F_DATASETS_ROOT/a2f-synthetic" [--seed 0] [--min]
 
-Writes the original's layout under `<out>/data/<actor>/` (spec_data_preproc §1):
+Writes the original's layout under `<out>/data/<actor>/` (docs/dataset_format.md):
   audio/<shot>.wav                      16 kHz, 16-bit mono
   cache/skin/<shot>/<shot>.npy          (one shot as Maya .xml/.mc, one as .pc2, to exercise the readers)
   cache/tongue/<shot>/<shot>.npy        (one shot as a float64 Maya cache)
@@ -280,7 +280,7 @@ def shot_frames(seed: int = 0) -> dict[str, int]:
 
 
 def _pose_names(poses) -> np.ndarray:
-    """The SDK's layout: byte strings with "neutral" first (spec_deploy_inference §1.8)."""
+    """The SDK's layout: byte strings with "neutral" first (docs/dataset_format.md "Blendshapes")."""
     return np.array([b"neutral"] + [p.encode() for p in poses])
 
 

@@ -1,6 +1,6 @@
 """Deploy: ONNX export and the bundle read by Maya-ACE and the Audio2Face-3D SDK.
 
-- `contract`: file names, JSON keys/types, model_config ranges, npz keys, ONNX tensor shapes, trt_info (spec §1, §2).
+- `contract`: file names, JSON keys/types, model_config ranges, npz keys, ONNX tensor shapes, trt_info (docs/bundle_contract.md).
 - `bundle`: `write_bundle` (atomic, checked) and `deploy_run` (from a training run dir + its preproc runs).
 - `check`: `check_bundle` -> list of `Violation(rule, file, expected, found)`; `scripts/check_bundle.py`.
 - `runtime_feed`: feed `network.onnx` as the SDK does (regression windows per frame, diffusion 0.5 s hops

@@ -1,4 +1,4 @@
-"""Assemble the deploy bundle read by Maya-ACE and the Audio2Face-3D SDK (spec_deploy_inference §1).
+"""Assemble the deploy bundle read by Maya-ACE and the Audio2Face-3D SDK (docs/bundle_contract.md).
 
 `write_bundle` takes everything explicitly (network_info dict, ONNX model, per-actor model data, inference
 CONFIG, emotion DB, blendshape files), writes it into a temporary directory, checks it with `export.check`,

@@ -1,4 +1,4 @@
-"""Check a deploy bundle against what the Audio2Face-3D SDK and Maya-ACE accept (spec_deploy_inference §1, §2.6, §6).
+"""Check a deploy bundle against what the Audio2Face-3D SDK and Maya-ACE accept (docs/bundle_contract.md).
 
 Every check is a pure function returning a list of `Violation`s (rule, file, expected, found); nothing raises
 for a bad bundle. `check_bundle(dir)` runs them all, then (optionally) runs `network.onnx` with onnxruntime
@@ -470,7 +470,7 @@ def check_trt_info(trt: Any, info: Mapping[str, Any], file: str = Bundle.TRT_INF
 
 
 def check_onnx_contract(path: pathlib.Path, info: Mapping[str, Any]) -> list[Violation]:
-    """Tensor names, roles, ranks, float32, batch-only dynamic dims, self-contained file (§2.6, §6.1)."""
+    """Tensor names, roles, ranks, float32, batch-only dynamic dims, self-contained file (docs/bundle_contract.md "ONNX tensors")."""
     import onnx
 
     out: list[Violation] = []

@@ -1,4 +1,4 @@
-"""The deploy-bundle contract read by the Audio2Face-3D SDK and Maya-ACE (spec_deploy_inference §1, §2, §6).
+"""The deploy-bundle contract read by the Audio2Face-3D SDK and Maya-ACE (docs/bundle_contract.md).
 
 Pure data and small derivations: JSON keys and types, model_config ranges, npz key lists, ONNX tensor
 shapes and TensorRT shape strings (the bundle's file names are `a2f_jax.runs.Bundle`'s). The writer
@@ -214,7 +214,7 @@ def _shape_arg(shapes: Mapping[str, tuple], names: tuple[str, ...], batch: str) 
 
 
 def trt_info(network_info: Mapping[str, Any]) -> dict[str, Any]:
-    """trt_info.json as the original writes it, plus `defaults` for regression too (spec §7.2, Addendum)."""
+    """trt_info.json as the original writes it, plus `defaults` for regression too (docs/bundle_contract.md "trt_info.json")."""
     kind = network_info["id"]["type"]
     shapes = onnx_tensor_shapes(network_info)
     names = tuple(n for n, (role, _) in ONNX_IO[kind].items() if role == "input")

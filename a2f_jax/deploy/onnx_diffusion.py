@@ -20,9 +20,9 @@ import pathlib
 from typing import Any, Mapping
 
 from a2f_jax import runs
-from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.deploy import contract as C
 from a2f_jax.deploy.onnx_utils import export_onnx
+from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.models import diffusion_sampling as sampling
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.models.diffusion_rnn import net_from_model_def

@@ -1,4 +1,4 @@
-"""ONNX graph of the regression network (spec_deploy_inference §2.1): `input` [B, 1, 8320], `emotion`
+"""ONNX graph of the regression network (docs/bundle_contract.md): `input` [B, 1, 8320], `emotion`
 [B, 1, 16+E] -> `result` [B, 1, K_s+K_t+15+4]; eval semantics, no audio normalisation, opset 14.
 
 Everything else (windowing, input_strength, implicit emotion lookup, PCA, post-processing) stays outside.

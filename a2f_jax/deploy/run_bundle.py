@@ -37,7 +37,7 @@ def animate(
     Regression runs at `fps` (caller-chosen, as in the SDK) with the model_config's source_shot/frame implicit
     emotion; diffusion runs at the network's own rate (60 fps) with constant noise drawn from `seed`.
     emotion: explicit emotion [E] (default: network_info default_emotion). input_strength from model_config is
-    applied to the audio for regression (the SDK does not apply it for diffusion, spec §3.1).
+    applied to the audio for regression (the SDK does not apply it for diffusion, docs/bundle_contract.md "What the runtime does with the outputs").
     """
     bundle = Bundle(bundle_dir)
     info = bundle.network_info()

@@ -1,4 +1,4 @@
-"""Feed a deployed `network.onnx` the way the Audio2Face-3D SDK does (spec_deploy_inference §2.2, §2.5).
+"""Feed a deployed `network.onnx` the way the Audio2Face-3D SDK does (docs/bundle_contract.md "ONNX tensors").
 
 Regression: one 8320-sample window per output frame, centred on the frame time. Diffusion: 16000-sample
 windows with an 8000-sample hop starting at -padding_left, GRU latents carried from call to call, and only

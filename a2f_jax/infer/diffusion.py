@@ -1,4 +1,4 @@
-"""Diffusion inference in Python (spec_deploy_inference §4): audio → skin, tongue, jaw, eyes per frame.
+"""Diffusion inference in Python (docs/training.md, docs/bundle_contract.md): audio → skin, tongue, jaw, eyes per frame.
 
 Two sources:
 - a training run (JAX backend, `from_run`): `model_def.json` + `params.msgpack`; offline (whole clip in one
@@ -6,7 +6,7 @@ Two sources:
 - a deploy bundle (onnxruntime backend, `from_bundle`): `network.onnx` fed exactly as the SDK feeds it
   (streaming only: the graph is the streaming sampler).
 
-Streaming (STREAMING_CFG, spec §2.5): the clip is padded with `padding_left` zeros on the left (and zeros past
+Streaming (STREAMING_CFG, docs/training.md "Streaming"): the clip is padded with `padding_left` zeros on the left (and zeros past
 its end), 16000-sample windows start every 8000 samples, the GRU latents of each diffusion step are carried
 from window to window, the centre block of each window is kept, and the first
 int(pad_left/sr·fps) − left_truncate frames (targets before the clip start) are dropped. One noise block
@@ -289,7 +289,7 @@ class DiffusionEngine:
         return np.stack([np.asarray(self.actor_data[a][key], np.float32) for a in self.actors])
 
     def output_name(self, audio_path: str | pathlib.Path, emotion_label: str | None = None) -> str:
-        """`<audio basename up to the first '.'>_<ACTOR_NAME>_<CONDITION>_<EMOTION_LABEL>_<INFERENCE_MODE>` (§4)."""
+        """`<audio basename up to the first '.'>_<ACTOR_NAME>_<CONDITION>_<EMOTION_LABEL>_<INFERENCE_MODE>` (docs/bundle_contract.md)."""
         base = pathlib.Path(audio_path).name.split(".")[0]
         actor = self.actor_name or self.actors[0]
         return f"{base}_{actor}_{self.condition or actor}_{emotion_label or 'neutral'}_{self.mode}"

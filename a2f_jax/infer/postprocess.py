@@ -1,5 +1,5 @@
 """Runtime post-processing of network output into animated geometry, as the Audio2Face-3D SDK does it
-(spec_deploy_inference §3), driven by a bundle's `model_config` and `model_data`.
+(docs/bundle_contract.md), driven by a bundle's `model_config` and `model_data`.
 
 Per frame: skin = neutral + face-masked, two-stage-smoothed, strength-scaled deltas (+ eyelid / lip-open
 offsets); tongue = neutral + strength·delta + height/depth offsets; jaw = rigid (Kabsch) fit of the 5
@@ -7,7 +7,7 @@ neutral jaw key points to their offset targets as a column-major 4x4; eyes = str
 saccades. Everything is vectorised NumPy over frames; the smoothing filters and the saccade clock carry a
 state, so feeding a clip in chunks gives the same result as feeding it at once (streaming).
 
-Result layout per frame (§3.8): skin [3V_s] | tongue [3V_t] | jaw transform [16] | eyes [6: right xyz, left xyz].
+Result layout per frame: skin [3V_s] | tongue [3V_t] | jaw transform [16] | eyes [6: right xyz, left xyz].
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class ModelData:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], network_type: str) -> "ModelData":
-        """Regression uses shapes_mean_* as the neutral pose, diffusion neutral_* (spec §1.6, §3.2)."""
+        """Regression uses shapes_mean_* as the neutral pose, diffusion neutral_* (docs/bundle_contract.md)."""
         def get(key: str) -> np.ndarray:
             if key not in arrays:
                 raise DataError(describe("model_data", key, "an array", "missing"))
@@ -103,7 +103,7 @@ class Deltas:
 
 
 def deltas_from_regression(rows: np.ndarray, data: ModelData) -> Deltas:
-    """Regression result rows [T, K_s+K_t+J*3+4] -> deltas; PCA basis without the mean (spec §3.2)."""
+    """Regression result rows [T, K_s+K_t+J*3+4] -> deltas; PCA basis without the mean (docs/bundle_contract.md)."""
     rows = np.asarray(rows, np.float64)
     ks, kt = data.shapes_matrix_skin.shape[0], data.shapes_matrix_tongue.shape[0]
     j = data.neutral_jaw.size

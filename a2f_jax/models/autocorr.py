@@ -1,4 +1,4 @@
-"""Short-time autocorrelation features of the regression network's autocorrelation branch (spec §1.3).
+"""Short-time autocorrelation features of the regression network's autocorrelation branch (docs/training.md).
 
 Per audio buffer of 8320 samples: optional norm-factor division, the legacy scale constant, optional
 pre-emphasis, 25 windows of 640 samples at stride 320, DC removal, a symmetric Hann (or Kaiser-6) window,

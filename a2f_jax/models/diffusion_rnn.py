@@ -1,4 +1,4 @@
-"""The diffusion network `diffusion_rnn` (spec §2.1–2.6) in Flax Linen.
+"""The diffusion network `diffusion_rnn` (docs/training.md "Diffusion network") in Flax Linen.
 
 x̂0 = net(x_t [B, T, C], t [B] original diffusion index, audio [B, N], actor_vec [B, A], emotion_vec [B, E])
 with C = 3Vs + 3Vt + jaw + eye (skin xyz, tongue xyz, jaw, eye), in rescaled absolute coordinates:
@@ -261,7 +261,7 @@ class TimeProjection(nn.Module):
 
 
 class EmbedGeometry(nn.Module):
-    """Per-frame embedding of x_t [B, T, C] → [B, T, F + tongue + jaw + eye latent] (spec §2.4)."""
+    """Per-frame embedding of x_t [B, T, C] → [B, T, F + tongue + jaw + eye latent] (docs/training.md)."""
 
     cfg: DiffusionNetConfig
     dtype: Any = jnp.float32
@@ -515,7 +515,7 @@ def to_delta(pred: Array, actor_vec: Array, cfg: DiffusionNetConfig, constants: 
 
 
 def non_encoder_param_count(cfg: DiffusionNetConfig) -> int:
-    """Closed form of the parameters outside the encoder (spec §2.8 generalised to any sizes)."""
+    """Closed form of the parameters outside the encoder (docs/training.md "Parameter count", generalised to any sizes)."""
     f, tl, jl, el = cfg.feature_dim, cfg.tongue_latent_dim, cfg.jaw_latent_dim, cfg.eye_latent_dim
     lin = lambda i, o, bias=True: i * o + (o if bias else 0)  # noqa: E731
     total = lin(cfg.hubert_feature_dim, f) + lin(cfg.diffusion_steps, f)

@@ -1,4 +1,4 @@
-"""The regression network `conv_w2v_autocorr` (spec_networks_training §1, §7) in Flax Linen.
+"""The regression network `conv_w2v_autocorr` (docs/training.md) in Flax Linen.
 
 Inputs: audio windows [B, S, 8320] (16 kHz, one 0.52 s window per animation frame), emotion [B, S, 16 + E]
 (implicit vector from the emotion database, then the explicit one-hot) and optionally the per-track norm

@@ -1,4 +1,4 @@
-"""Deploy step of preprocessing (spec §3.6–3.7): `<run>/deploy/`.
+"""Deploy step of preprocessing (docs/preproc_artifacts.md): `<run>/deploy/`.
 
 network_data.npz   f32 arrays, keys in NETWORK_DATA_KEYS order
 data_info.json     sizes, then translate_<ch>/scale_<ch> per TRANSFORM_SCALE channel

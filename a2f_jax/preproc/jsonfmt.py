@@ -1,4 +1,4 @@
-"""The original's JSON layout for data_info.json (spec §3.1): 4-space indent, insertion-ordered keys,
+"""The original's JSON layout for data_info.json (docs/preproc_artifacts.md): 4-space indent, insertion-ordered keys,
 number lists on one line, string lists one item per line, other lists inline up to 120 characters."""
 
 from __future__ import annotations

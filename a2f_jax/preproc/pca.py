@@ -1,4 +1,4 @@
-"""Truncated PCA, the primitive shared by skin and tongue (spec §3.8).
+"""Truncated PCA, the primitive shared by skin and tongue (docs/preproc_artifacts.md "PCA").
 
 Conventions kept from the original: the data is centred on a custom mean when one is given (no
 re-centring), eigenvalues are `S**2 / (m - 1)`, and the number of components is one plus the first

@@ -1,4 +1,4 @@
-"""Near-duplicate frame pruning (spec §3.3 step 1, §3.5).
+"""Near-duplicate frame pruning (docs/preproc_artifacts.md "How the files are computed").
 
 Anchors are every 10th row of the current set; every row within an (inclusive) Euclidean radius of
 an anchor is dropped unless it is itself an anchor. The skin variant repeats this on the surviving

@@ -1,4 +1,4 @@
-"""One preprocessing run for one actor: run folder, skin, tongue, deploy artifacts (spec §3)."""
+"""One preprocessing run for one actor: run folder, skin, tongue, deploy artifacts (docs/preproc_artifacts.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _RULE = "-" * 80
 
 def run(configs: Configs, actor: str) -> pathlib.Path:
     """Preprocess `actor` with the resolved `configs`; returns the run dir
-    `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>` holding the artifact tree of spec §3.9.
+    `<PREPROC_OUTPUT_ROOT>/<YYMMDD_HHMMSS>_<RUN_NAME>` holding the artifact tree of docs/preproc_artifacts.md.
 
     The folder is built under a hidden temporary name and appears only when every stage succeeded
     (status "complete"); a failed run leaves nothing behind, a killed one only the hidden folder."""

@@ -1,4 +1,4 @@
-"""Greedy distinct-pose selection by PCA reconstruction error (spec §3.3 step 2).
+"""Greedy distinct-pose selection by PCA reconstruction error (docs/preproc_artifacts.md "Skin: distinct-pose selection").
 
 Start from 4 fixed rows floor(i*M/4); repeat `max_iter` times: PCA (data mean, internal threshold
 0.9999) of the rows chosen so far, reconstruction error of every row, error of chosen rows set to 0,

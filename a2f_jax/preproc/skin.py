@@ -1,4 +1,4 @@
-"""Skin preprocessing (spec §3.2–3.3): prune, select distinct poses, PCA, coefficients.
+"""Skin preprocessing (docs/preproc_artifacts.md): prune, select distinct poses, PCA, coefficients.
 
 Memory: shots are read one at a time. Only the pruned frames (masked, float32) are held for the
 selection, and only the ~791 selected full-resolution frames for the PCA; coefficients are computed

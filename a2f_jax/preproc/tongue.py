@@ -1,4 +1,4 @@
-"""Tongue preprocessing (spec §3.4–3.5): rigid stabilisation, single-pass pruning, PCA, coefficients.
+"""Tongue preprocessing (docs/preproc_artifacts.md "Tongue"): rigid stabilisation, single-pass pruning, PCA, coefficients.
 
 Writes under `<run>/pca/tongue/`:
   tongue_pca_shapes.npz (shapes_matrix f32 [K, Vt, 3], shapes_mean f32 [Vt, 3]),

@@ -2,7 +2,7 @@
 
 Reads the preprocessing artifacts of each actor (PCA coefficients and bases, `data_info.json`,
 `shots.json`) plus the optional jaw/eye animation files of the dataset, and exposes per-shot target
-arrays `[F, D]` in the order of `TARGET_CHANNELS` (spec_networks_training §4.1–4.2).
+arrays `[F, D]` in the order of `TARGET_CHANNELS` (docs/training.md "Sampling").
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def load_actor_artifacts(train_cfg: Any, dataset_cfg: Any, actor: str) -> ActorA
 
 
 def explicit_emotion_names(train_cfg: Any, dataset_cfg: Any) -> list[str]:
-    """SHOT_EMOTION_NAMES without the all-zeros emotion, in order (§4.2)."""
+    """SHOT_EMOTION_NAMES without the all-zeros emotion, in order (docs/training.md "Clips and emotions")."""
     names = list(dataset_cfg.SHOT_EMOTION_NAMES)
     zero = train_cfg.SHOT_EMOTION_NAME_FOR_ALL_ZEROS
     return [n for n in names if n != zero]
@@ -214,7 +214,7 @@ def _scale(art: ActorArtifacts, channel: str) -> tuple[np.ndarray, float]:
 
 
 def shot_target(art: ActorArtifacts, shot: str, channels: Sequence[str], rescale: bool) -> np.ndarray:
-    """Target rows `[F, D]` of one real shot, channels concatenated in order (§4.1)."""
+    """Target rows `[F, D]` of one real shot, channels concatenated in order (docs/training.md "Targets")."""
     parts: list[np.ndarray | None] = []
     sizes = channel_sizes(channels, art)
     for ch in channels:
@@ -302,7 +302,7 @@ def _clip_entries(entries: Sequence[Any], key: str) -> list[tuple]:
 
 
 def build_clips(entries: Sequence[Any], data: TrainingData, dataset_cfg: Any, key: str = "CLIPS") -> list[Clip]:
-    """Parse `CLIPS` tuples, apply the audio offset clipping rule and check the ranges (§4.2).
+    """Parse `CLIPS` tuples, apply the audio offset clipping rule and check the ranges (docs/training.md "Clips and emotions").
 
     Every clip's audio gets the checks of scripts/check_dataset.py (`check.clip_audio_problems`: the
     file exists, decodes, and lasts as long as its shot's animation) before training starts; all
@@ -368,7 +368,7 @@ def load_training_data(train_cfg: Any, dataset_cfg: Any, actors: Sequence[str] |
             start += length
             fps_values.add(float(fps))
     data = TrainingData(actors, artifacts, shots, [], channels, sizes, explicit_emotion_names(train_cfg, dataset_cfg), targets, float(min(fps_values)) if fps_values else 30.0)
-    # Muted shots: the source frame's target repeated, appended after all real shots (§4.2).
+    # Muted shots: the source frame's target repeated, appended after all real shots (docs/training.md "Targets").
     zero_skin = bool(train_cfg.AUG_MUTED_SKIN_IS_NEUTRAL_FOR_NEUTRAL_EMO)
     zero_tongue = bool(train_cfg.AUG_MUTED_TONGUE_IS_NEUTRAL)
     zero_emotion = train_cfg.SHOT_EMOTION_NAME_FOR_ALL_ZEROS

@@ -1,4 +1,4 @@
-"""Regression losses of `conv_w2v_autocorr` (spec §3.1), as pure jnp functions.
+"""Regression losses of `conv_w2v_autocorr` (docs/training.md "Losses"), as pure jnp functions.
 
 Every function takes explicit arrays; nothing reads global state. The combination in `regression_loss`
 follows the original trainer: eye-closing mask on both prediction and target, annealed stddev
@@ -80,7 +80,7 @@ def eye_open_mask(eye_dist: Array, threshold: float) -> Array:
 def lip_dist_loss(
     dist_pred: Array, dist_true: Array, exp_scale: float, sample_weights: Array | None = None
 ) -> Array:
-    """Lip-distance loss on upper-lower lip y distances [B, S, n] (spec §3.1).
+    """Lip-distance loss on upper-lower lip y distances [B, S, n] (docs/training.md "Losses").
 
     w = exp(-exp_scale * max(d_true, 0)); mean of (w*d_pred - w*d_true)^2 times the per-sample weight.
     """

@@ -1,4 +1,4 @@
-"""Losses of the diffusion network `diffusion_rnn` (spec §2.7 training loss, §3.2), as pure jnp functions.
+"""Losses of the diffusion network `diffusion_rnn` (docs/training.md "Losses"), as pure jnp functions.
 
 Beyond the original (batch 1 only): every term is computed per batch item over that item's real
 frames (`mask` [B, T], 1 = real frame) and returned as [B]. For an unpadded item the value is exactly

@@ -1,4 +1,4 @@
-"""Phoneme supervision targets (spec_networks_training §7) from pluggable per-shot posterior files.
+"""Phoneme supervision targets (docs/training.md "Phoneme supervision") from pluggable per-shot posterior files.
 
 The original runs Charsiu frame classifiers from the model hub. Here any external aligner may produce the
 posteriors; training reads them from files:

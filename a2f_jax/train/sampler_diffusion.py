@@ -1,4 +1,4 @@
-"""Diffusion sampling (spec_networks_training §4.5), with batch > 1 by padding to length buckets.
+"""Diffusion sampling (docs/training.md "Diffusion samples"), with batch > 1 by padding to length buckets.
 
 One item per clip: the clip's target resampled to TARGET_FPS (integer factor, linear, align_corners
 False), its audio (inclusive sample range, so length + 1), pitch shift ±2 semitones with p = 0.2 for

@@ -1,4 +1,4 @@
-"""Regression sampling (spec_networks_training §4.4) with the dataset resident on the device.
+"""Regression sampling (docs/training.md "Regression samples") with the dataset resident on the device.
 
 The host only decides *which* frames a batch holds (clip, start frame, timeshift, noise choice) and
 sends a few small integer/float arrays per step. All audio tracks, all targets and a bank of muted-shot
@@ -35,7 +35,7 @@ class DeviceDataset:
     audio: jax.Array  # [N_audio] all clip tracks back to back (float32, not normalised)
     targets: jax.Array  # [F_total, D] rows in global frame order (shot.start_global + frame)
     noise_bank: jax.Array  # [Nb, window] muted-shot noise windows (scale applied later)
-    phonemes: jax.Array | None = None  # [N_ph + 1, Pmax] 50 fps phoneme tracks back to back (§7), or None
+    phonemes: jax.Array | None = None  # [N_ph + 1, Pmax] 50 fps phoneme tracks back to back (docs/training.md), or None
 
 
 def _tree_flatten(d: DeviceDataset):
@@ -46,7 +46,7 @@ jax.tree_util.register_pytree_node(DeviceDataset, _tree_flatten, lambda _, c: De
 
 
 def gather_phonemes(dev: DeviceDataset, idx: dict[str, jax.Array], window: int) -> jax.Array:
-    """Phoneme targets [B, S, window, Pmax] (spec §7): rows ph_ofs + k of each clip's 50 fps track, one-hot
+    """Phoneme targets [B, S, window, Pmax] (docs/training.md): rows ph_ofs + k of each clip's 50 fps track, one-hot
     [SIL] (ph_sil) outside it; muted clips have ph_len 0 (all [SIL]); unsupported ones ph_lang -1 (zeros)."""
     local = idx["ph_ofs"][..., None] + jnp.arange(window, dtype=jnp.int32)  # [B,S,W]
     valid = (local >= 0) & (local < idx["ph_len"][:, None, None])
@@ -113,7 +113,7 @@ class RegressionSampler:
     def __init__(self, data: TrainingData, settings: RegressionSamplerSettings, batch_size: int, seed: int,
                  clips: list | None = None, shuffle: bool = True, noise_bank_size: int = 512,
                  phonemes: Any | None = None):
-        """phonemes: a `phonemes.PhonemeSetup` to add phoneme windows (spec §7) to every batch, or None."""
+        """phonemes: a `phonemes.PhonemeSetup` to add phoneme windows (docs/training.md) to every batch, or None."""
         from a2f_jax.data import audio as audio_io
 
         self.data = data
