@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
 _UMASK_LOCK = threading.Lock()
 
 

@@ -17,8 +17,8 @@ import contextlib
 import dataclasses
 import datetime
 import getpass
-import json
 import importlib.metadata
+import json
 import logging
 import os
 import pathlib

@@ -71,9 +71,9 @@ def write_bundle(bundle_dir: pathlib.Path, net, params) -> pathlib.Path:
     """network.onnx (2 respaced steps), network_info.json, model_data_<actor>.npz (neutral poses)."""
     import jax
 
-    from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.deploy import contract as C
     from a2f_jax.deploy.onnx_diffusion import export_diffusion
+    from a2f_jax.models import gaussian_diffusion as gd
 
     bundle_dir.mkdir(parents=True, exist_ok=True)
     info = C.diffusion_network_info(ACTORS, EMOTIONS, [0.0, 0.0, 0.0], VS, VT, gru_latent_dim=HID)

@@ -8,10 +8,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from a2f_jax.data import actor as actor_lib
-from a2f_jax.data import caches
 from a2f_jax.config import dataset as dataset_base
 from a2f_jax.config import preproc as preproc_base
+from a2f_jax.data import actor as actor_lib
+from a2f_jax.data import caches
 from a2f_jax.data.actor import ActorData, ActorSettings, ShotEmotions, shot_emotion
 from a2f_jax.errors import ConfigError, DataError
 

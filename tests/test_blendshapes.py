@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear
 
+from a2f_jax import blendshapes as bs
 from a2f_jax.data import caches
 from a2f_jax.data.caches import write_maya_cache, write_pc2
 from a2f_jax.errors import ConfigError, DataError
-from a2f_jax import blendshapes as bs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 V, P = 150, 10

@@ -14,10 +14,10 @@ import pytest
 
 import bundle_fixtures as F
 from a2f_jax import rundir
-from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.deploy import bundle, check
-from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.deploy import contract as C
+from a2f_jax.deploy.onnx_utils import ort_session
+from a2f_jax.errors import ConfigError, DataError
 
 
 def _no_leftovers(parent: pathlib.Path, name: str) -> bool:
@@ -162,9 +162,9 @@ def test_deploy_run_resolves_training_and_preproc_dirs(tmp_path, caplog):
 
 @pytest.mark.parametrize("kind,ids", [("regression", ("claire",)), ("diffusion", ("claire", "mark"))])
 def test_animate_a_bundle_end_to_end(tmp_path, kind, ids):
-    from a2f_jax.infer import postprocess as pp
     from a2f_jax.deploy import run_bundle
     from a2f_jax.deploy import runtime_feed as rf
+    from a2f_jax.infer import postprocess as pp
 
     out = bundle.write_bundle(tmp_path / "b", **F.bundle_kwargs(tmp_path, kind, ids), run_onnx=False)
     audio = np.random.default_rng(0).standard_normal(12000).astype(np.float32) * 0.1  # 0.75 s

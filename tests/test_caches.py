@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from a2f_jax.data import actor, caches
-from a2f_jax.preproc import sources
 from a2f_jax.errors import DataError
+from a2f_jax.preproc import sources
 
 NAME = b"head_meshShape\0\0"  # name_len 15 (with NUL), padded to 16
 

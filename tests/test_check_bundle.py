@@ -219,7 +219,8 @@ def test_uncompressed_zip_detection_reads_headers_only(valid):
 
 
 def test_cli_exit_codes(valid, tmp_path, capsys):
-    import runpy, sys
+    import runpy
+    import sys
 
     def run(path):
         old = sys.argv

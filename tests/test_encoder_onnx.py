@@ -16,8 +16,8 @@ from jax2onnx import to_onnx
 
 from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.models.audio_encoder import AudioEncoder
-from a2f_jax.models.encoder_weights import load_pretrained
 from a2f_jax.models.autocorr import autocorrelation
+from a2f_jax.models.encoder_weights import load_pretrained
 
 FIX = pathlib.Path(__file__).parent / "fixtures" / "encoder"
 

@@ -32,10 +32,10 @@ LAYERS: dict[str, int] = {
     "a2f_jax.ops": 2,
     "a2f_jax.data": 3,
     "a2f_jax.models": 4,
-    "a2f_jax.preproc": 5,
-    "a2f_jax.blendshapes": 5,
-    "a2f_jax.runs": 6,
-    "a2f_jax.rundir": 6,
+    "a2f_jax.runs": 5,
+    "a2f_jax.rundir": 5,
+    "a2f_jax.preproc": 6,
+    "a2f_jax.blendshapes": 6,
     "a2f_jax.train": 7,
     "a2f_jax.deploy": 7,
     "a2f_jax.infer": 7,
@@ -53,8 +53,8 @@ LAYERS: dict[str, int] = {
     "a2f_jax.cli": 9,
     "a2f_jax.commands": 9,
 }
-LAYER_NAMES = {0: "foundation", 1: "config", 2: "ops", 3: "data", 4: "models", 5: "preproc/blendshapes",
-               6: "runs", 7: "parts", 8: "networks", 9: "apps"}
+LAYER_NAMES = {0: "foundation", 1: "config", 2: "ops", 3: "data", 4: "models", 5: "runs",
+               6: "preproc/blendshapes", 7: "parts", 8: "networks", 9: "apps"}
 # Layer 7 holds one part per package; parts of different packages must not import each other.
 PARTS_LAYER = 7
 # A module-level comment line starting with this justifies every in-function import of that file at once

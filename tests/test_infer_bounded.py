@@ -20,10 +20,10 @@ import bundle_fixtures as BF
 import diffusion_infer_fixtures as DF
 from a2f_jax.data.audio import frame_windows, load_audio
 from a2f_jax.data.caches import read_maya_cache, write_maya_cache
-from a2f_jax.infer import diffusion as D
-from a2f_jax.infer import regression as R
 from a2f_jax.deploy import bundle as B
 from a2f_jax.deploy import contract as C
+from a2f_jax.infer import diffusion as D
+from a2f_jax.infer import regression as R
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MB = 2**20

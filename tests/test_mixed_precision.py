@@ -233,8 +233,8 @@ def test_bf16_step_matches_float32_within_tolerance(network):
 
 
 def test_bf16_keeps_params_and_optimizer_state_float32():
-    from a2f_jax.train import optim
     from a2f_jax.networks import regression as T
+    from a2f_jax.train import optim
 
     setup = _regression_setup("bfloat16")
     state, dev, idx = _regression_inputs(setup)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import bundle_fixtures as F
+from a2f_jax.deploy import bundle, check, onnx_diffusion, onnx_utils
+from a2f_jax.deploy import contract as C
 from a2f_jax.errors import ConfigError, DataError
 from a2f_jax.models import diffusion_rnn as dr
 from a2f_jax.models import diffusion_sampling as ds
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.models.audio_encoder import EncoderConfig
-from a2f_jax.deploy import bundle, check, onnx_diffusion, onnx_utils
-from a2f_jax.deploy import contract as C
 
 LEFT, CENTER, RIGHT, HID = 3, 6, 3, 8
 

@@ -11,9 +11,9 @@ import onnx
 import pytest
 
 import bundle_fixtures as F
-from a2f_jax.errors import DataError
 from a2f_jax.deploy import bundle, check, onnx_regression, onnx_utils
 from a2f_jax.deploy import contract as C
+from a2f_jax.errors import DataError
 
 
 def _dims(vi):

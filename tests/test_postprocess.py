@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from a2f_jax.deploy import contract as C
 from a2f_jax.errors import DataError
 from a2f_jax.infer import postprocess as pp
-from a2f_jax.deploy import contract as C
 
 T, VS, VT = 9, 7, 4
 

@@ -19,7 +19,6 @@ from a2f_jax.train import prefetch
 from a2f_jax.train.loop import LoopSettings, run_loop
 from a2f_jax.train.prefetch import Prefetcher
 from a2f_jax.train.sampler_diffusion import DiffusionSampler, DiffusionSamplerSettings
-
 from test_sampler_diffusion import AUG, _cfg, _data_with_muted
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

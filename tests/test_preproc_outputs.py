@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from a2f_jax.errors import ConfigError
-from a2f_jax.preproc.deploy_artifacts import build_clips_template, build_shots_json, shot_emotion, transform_channels, transform_params
+from a2f_jax.preproc.deploy_artifacts import (
+    build_clips_template,
+    build_shots_json,
+    shot_emotion,
+    transform_channels,
+    transform_params,
+)
 from a2f_jax.preproc.jsonfmt import dumps_pretty
 
 

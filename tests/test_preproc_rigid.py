@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from a2f_jax.errors import DataError
 from a2f_jax.data.rigid import rigid_transform, stabilize
+from a2f_jax.errors import DataError
 from a2f_jax.preproc.structured_data import _rotation
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from a2f_jax.config import load
 from a2f_jax.data import caches
+from a2f_jax.data.rigid import stabilize
 from a2f_jax.errors import DataError
 from a2f_jax.preproc import run
 from a2f_jax.preproc.deploy_artifacts import NETWORK_DATA_KEYS
-from a2f_jax.data.rigid import stabilize
 from a2f_jax.preproc.structured_data import write_config_dir, write_structured_actor
 from a2f_jax.runs import PreprocRun
 
@@ -327,7 +327,6 @@ def test_failed_stage_leaves_no_run(tmp_path, monkeypatch):
     "latest" still names the last complete run."""
     import importlib
 
-    from a2f_jax import rundir
 
     run_module = importlib.import_module("a2f_jax.preproc.run")  # the package exports the function `run`
 

@@ -23,10 +23,8 @@ from a2f_jax.io_utils import atomic_write_json
 from a2f_jax.runs import TrainingRun
 from a2f_jax.train import lifecycle, sharding
 from a2f_jax.train.loop import LoopSettings, NonFiniteLossError
-
-from test_loop import _problem
-
 from synth_workspace import synthetic_workspace
+from test_loop import _problem
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIN_CONFIG = ROOT / "configs" / "synthetic-regression-min"

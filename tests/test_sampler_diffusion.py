@@ -8,7 +8,12 @@ from ml_collections import ConfigDict
 from a2f_jax.config import deep_merge, train_diffusion
 from a2f_jax.train.dataset import Clip, Shot, TrainingData
 from a2f_jax.train.sampler_diffusion import (
-    DiffusionSampler, DiffusionSamplerSettings, bucket_for, resample_target, resample_target_range, sampling_buckets,
+    DiffusionSampler,
+    DiffusionSamplerSettings,
+    bucket_for,
+    resample_target,
+    resample_target_range,
+    sampling_buckets,
 )
 
 SR = 16000

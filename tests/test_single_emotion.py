@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from a2f_jax import config, rundir
-from a2f_jax.runs import TrainingRun
 from a2f_jax.data import synthetic
-
+from a2f_jax.runs import TrainingRun
 from synth_workspace import synthetic_workspace
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -95,8 +94,8 @@ def _audio(cf) -> np.ndarray:
 
 
 def test_regression_single_emotion_end_to_end(workspace):
-    from a2f_jax.infer import regression
     from a2f_jax.deploy import bundle
+    from a2f_jax.infer import regression
 
     run = _train_resume("regression")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]
@@ -122,9 +121,9 @@ def test_regression_single_emotion_end_to_end(workspace):
 
 
 def test_diffusion_single_emotion_end_to_end(workspace):
+    from a2f_jax.deploy import bundle
     from a2f_jax.infer import diffusion
     from a2f_jax.networks import diffusion as T
-    from a2f_jax.deploy import bundle
 
     run = _train_resume("diffusion")
     info = json.loads((run / "deploy" / "network_info.json").read_text())["params"]

@@ -37,10 +37,10 @@ def _session(model):  # one intra-op thread: a per-stream figure, independent of
 def _regression(quick: bool) -> dict:
     import jax
 
-    from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, EncoderConfig
-    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
     from a2f_jax.deploy import contract as C
     from a2f_jax.deploy.onnx_regression import export_regression
+    from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, EncoderConfig
+    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
 
     if quick:
         enc = EncoderConfig(model_type="wav2vec2", hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
@@ -77,9 +77,9 @@ def _regression(quick: bool) -> dict:
 
 def _diffusion(quick: bool) -> dict:
     from a2f_jax.benchmarks import random_diffusion_net
-    from a2f_jax.models import gaussian_diffusion as gd
     from a2f_jax.deploy import contract as C
     from a2f_jax.deploy.onnx_diffusion import export_diffusion
+    from a2f_jax.models import gaussian_diffusion as gd
 
     emotions = 10
     net, params = random_diffusion_net(quick, emotions)

@@ -39,11 +39,11 @@ def build_bundle(out_dir: pathlib.Path, vs: int, vt: int = 10, ks: int = 16, kt:
     """A regression deploy bundle with a random-init tiny-encoder network and a `vs`-vertex skin."""
     import jax
 
-    from a2f_jax.models.audio_encoder import EncoderConfig
-    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
     from a2f_jax.deploy import bundle
     from a2f_jax.deploy import contract as C
     from a2f_jax.deploy.onnx_regression import export_regression
+    from a2f_jax.models.audio_encoder import EncoderConfig
+    from a2f_jax.models.regression import ConvW2VAutocorr, RegressionNetConfig, init_params
 
     enc = EncoderConfig(model_type="wav2vec2", hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                         conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4).extract_features_mode()

@@ -60,7 +60,7 @@ def claire_size(quick: bool) -> dict:
         child_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
         if proc.returncode != 0:
             raise RuntimeError(f"preproc child failed:\n{proc.stderr[-4000:]}")
-        result = json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+        result = json.loads([line for line in proc.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
         rd = pathlib.Path(result["run_dir"])
         info = json.loads((rd / "deploy" / "data_info.json").read_text())
         pruned = json.loads((rd / "pca" / "skin" / "intermediate" / "skin_pruned_poses_sim.json").read_text())

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Callable, Mapping
 
-from a2f_jax.errors import DataError, describe
 from a2f_jax.deploy import contract as C
 from a2f_jax.deploy.onnx_utils import export_onnx
+from a2f_jax.errors import DataError, describe
 from a2f_jax.models.regression import net_from_model_def
 from a2f_jax.runs import Bundle, TrainingRun
 

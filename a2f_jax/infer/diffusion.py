@@ -36,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from a2f_jax import runs
+from a2f_jax.data.npz import load_arrays
 from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.errors import ConfigError, DataError, describe
-from a2f_jax.infer.regression import Geometry, check_weight, load_arrays, run_session, write_outputs  # noqa: F401
+from a2f_jax.infer.regression import Geometry, check_weight, run_session, write_outputs  # noqa: F401
 from a2f_jax.models import diffusion_sampling as sampling
 from a2f_jax.models import gaussian_diffusion as gd
 from a2f_jax.networks.diffusion import load_run

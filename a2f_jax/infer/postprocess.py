@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.signal import lfilter
 
+from a2f_jax.data.npz import load_arrays
 from a2f_jax.errors import DataError, describe
 
 JAW_TRANSFORM_SIZE = 16
@@ -84,8 +85,6 @@ class ModelData:
 
     @classmethod
     def load(cls, path: str | pathlib.Path, network_type: str) -> "ModelData":
-        from a2f_jax.infer.regression import load_arrays
-
         keys = ["neutral_jaw", "lip_open_pose_delta", "eye_close_pose_delta", "saccade_rot_matrix"]
         keys += (["shapes_mean_skin", "shapes_mean_tongue", "shapes_matrix_skin", "shapes_matrix_tongue"]
                  if network_type == "regression" else ["neutral_skin", "neutral_tongue"])

@@ -13,14 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import zipfile
-import zlib
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from a2f_jax.data.npz import load_arrays
 from a2f_jax.deploy.onnx_utils import ort_session
-from a2f_jax.errors import A2FError, ConfigError, DataError, describe
+from a2f_jax.errors import ConfigError, DataError, describe
 from a2f_jax.networks import regression as regression_network
 from a2f_jax.runs import Bundle, PreprocRun, TrainingRun
 
@@ -209,30 +208,6 @@ def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> Reg
         explicit_emotions=list(p["explicit_emotions"]), emo_db=emo_db,
         jaw_size=int(p["result_jaw_size"]), eye_size=int(p["result_eyes_size"]), default_source=source,
     )
-
-
-# Errors numpy / zipfile raise on a missing, truncated or foreign .npz.
-NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
-
-
-def load_arrays(path: str | pathlib.Path, keys: Sequence[str], what: str) -> dict[str, np.ndarray]:
-    """The named arrays of a .npz, read in full; a missing file, a missing key or an unreadable archive is a
-    DataError naming the file and the key."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise DataError(describe(path, None, what, "no such file"))
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise DataError(describe(path, None, f"a .npz archive ({what})", "a single .npy array"))
-            for key in keys:
-                if key not in z.files:
-                    raise DataError(describe(path, key, f"an array {key!r} ({what})", f"keys {sorted(z.files)}"))
-            return {key: np.asarray(z[key]) for key in keys}
-    except A2FError:
-        raise
-    except NPZ_ERRORS as exc:
-        raise DataError(describe(path, None, f"a readable .npz archive ({what})", f"{type(exc).__name__}: {exc}")) from exc
 
 
 def read_json(path: pathlib.Path, what: str) -> Any:

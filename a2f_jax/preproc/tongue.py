@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from a2f_jax.data import caches
+from a2f_jax.data.rigid import stabilize
 from a2f_jax.errors import DataError, describe
 from a2f_jax.io_utils import atomic_savez
 from a2f_jax.preproc import sources
 from a2f_jax.preproc.pca import pca_truncated, project
 from a2f_jax.preproc.prune import prune_similar_poses
-from a2f_jax.data.rigid import stabilize
 
 log = logging.getLogger(__name__)
 

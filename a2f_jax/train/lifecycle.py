@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterator
 import jax
 
 from a2f_jax import rundir
-from a2f_jax.runs import TrainingRun
 from a2f_jax.errors import ConfigError, RunError, TrainingStopped, describe
 from a2f_jax.io_utils import atomic_write_json
+from a2f_jax.runs import TrainingRun
 from a2f_jax.train.checkpoint import Checkpointer
 from a2f_jax.train.loop import LoopResult, LoopSettings, run_loop
 
