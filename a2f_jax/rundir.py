@@ -97,11 +97,14 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def attach_log_file(run_dir: str | os.PathLike) -> logging.Handler:
-    """Mirror everything logged to `<run_dir>/log.log`; replaces the previous run's log file handler."""
+    """Mirror what is logged to `<run_dir>/log.log` (a2f_jax's INFO and up, the rest at the process's levels);
+    replaces the previous run's log file handler. Only the package's own logger is lowered to INFO, when nobody
+    set it: the process's levels (the root logger's) belong to the application."""
     detach_log_file()
     root = logging.getLogger()
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
+    package = logging.getLogger("a2f_jax")
+    if package.level == logging.NOTSET and root.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
     handler = logging.FileHandler(pathlib.Path(run_dir) / LOG_FILE_NAME)
     handler.set_name(_RUN_LOG_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))

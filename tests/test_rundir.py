@@ -123,17 +123,19 @@ def test_run_dir_rejects_bad_input(tmp_path, configs):
 
 
 def test_log_file_mirrors_logging_and_follows_the_newest_run(tmp_path, configs):
+    root_level = logging.getLogger().level
     first = rundir.create_run_dir(tmp_path, "one", configs, stage="train", now=NOW)
     rundir.get_logger("a2f_jax.test").info("message for run one")
     second = rundir.create_run_dir(tmp_path, "two", configs, stage="train", now=NOW)
     rundir.get_logger("test").warning("message for run two")
-    logging.getLogger("some.library").info("library message")
+    logging.getLogger("some.library").warning("library message")  # other loggers: at the process's levels
     for handler in logging.getLogger().handlers:
         handler.flush()
     one, two = (first / "log.log").read_text(), (second / "log.log").read_text()
     assert "[INFO] message for run one" in one and "message for run two" not in one
     assert "[WARNING] message for run two" in two and "library message" in two
     assert f"Run directory: {second}" in two
+    assert logging.getLogger().level == root_level  # the process's log level is the application's to set
     assert rundir.get_logger("x").name == "a2f_jax.x" and rundir.get_logger(__name__).name.startswith("a2f_jax.")
 
 

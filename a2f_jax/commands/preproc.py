@@ -7,6 +7,7 @@ and ends with the line `Preproc Run Name Full: <name>` to paste into config_trai
 
 from a2f_jax import cli
 from a2f_jax.preproc import run
+from a2f_jax.rundir import setup_logging
 
 
 def _extra(parser):
@@ -16,5 +17,6 @@ def _extra(parser):
 @cli.main_guard
 def main(argv: list[str] | None = None) -> int:
     configs, args = cli.parse(argv, description=__doc__, extra_args=_extra)
+    setup_logging()
     run(configs, args.actor)
     return 0

@@ -22,7 +22,6 @@ def run(configs: Configs, actor: str) -> pathlib.Path:
 
     The folder is built under a hidden temporary name and appears only when every stage succeeded
     (status "complete"); a failed run leaves nothing behind, a killed one only the hidden folder."""
-    rundir.setup_logging()
     preproc, dataset = configs.preproc, configs.dataset
     run_name = rundir.validate_run_name(preproc.RUN_NAME, "preproc config [RUN_NAME]")
     rundir.validate_run_name(actor, "actor name")
