@@ -75,7 +75,7 @@ def test_regression_onnx_chunks_equal_one_pass_and_cut_windows_per_batch(reg_bun
         sizes.append(num_frames)
         return real(audio, num_frames, *a, **kw)
 
-    monkeypatch.setattr("a2f_jax.data.audio.frame_windows", counting)
+    monkeypatch.setattr("a2f_jax.infer.regression.frame_windows", counting)  # the name inference calls
     got = pred.predict(audio, fps=30.0, emotion="happy", batch=4)
     assert got.raw.shape == want.shape == (75, pred.output_size)
     np.testing.assert_allclose(got.raw, want, rtol=0, atol=1e-5)  # float32 rounding of different ORT batch shapes

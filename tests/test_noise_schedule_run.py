@@ -22,6 +22,7 @@ from synth_workspace import synthetic_workspace
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs" / "synthetic-diffusion-min"
 SHOTS = ("s01_neutral", "s02_neutral", "s03_neutral")
+TOLERANCE = 1e-4  # run vs bundle, as tests/test_infer_diffusion.py (float32 JAX vs onnxruntime)
 # Four respaced steps: with the usual two (t = 999 and 0) both schedules are nearly the same at the steps sampled
 # (alpha-bar ~0 and ~1), so the schedule would hardly show; at t = 333 and 666 linear and cosine differ widely.
 STEPS = ["inference.TIMESTEP_RESPACING='4'", "inference.NUM_DIFFUSION_STEPS=4"]
@@ -101,11 +102,12 @@ def test_infer_from_run_and_bundle_agree(trained, tmp_path):
     from_run, from_bundle = _outputs(tmp_path / "run"), _outputs(tmp_path / "bundle")
     for part in ("skin", "tongue", "jaw", "eye"):
         assert from_run[part].shape == from_bundle[part].shape and len(from_run[part]) == 60
-        np.testing.assert_allclose(from_bundle[part], from_run[part], atol=1e-4, err_msg=part)
+        np.testing.assert_allclose(from_bundle[part], from_run[part], atol=TOLERANCE, err_msg=part)
 
 
 def test_the_schedule_changes_the_samples(trained):
-    """The agreement above means something: sampled with "cosine", the same run gives other frames."""
+    """The agreement above means something: sampled with "cosine" (what inference from a run did before the schedule
+    was recorded), the same run gives frames several times the tolerance away."""
     from a2f_jax.data.audio import load_audio
     from a2f_jax.infer import diffusion as D
     from a2f_jax.networks.diffusion import load_run
@@ -119,5 +121,4 @@ def test_the_schedule_changes_the_samples(trained):
     cosine_def = {**model_def, runs.NOISE_SCHEDULE_KEY: "cosine"}
     cosine = D.engine_from_network(network.net, params, cosine_def, cf.inference).predict(audio, **kw)
     gap = max(float(np.abs(getattr(linear, part) - getattr(cosine, part)).max()) for part in ("skin", "tongue", "jaw", "eye"))
-    print("GAP", gap, float(np.abs(linear.skin).max()))
-    assert gap > 1e-3
+    assert gap > 3 * TOLERANCE

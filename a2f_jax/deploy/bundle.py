@@ -15,12 +15,14 @@ import shutil
 import tempfile
 from typing import Any, Mapping
 
+import jax
 import numpy as np
 
 from a2f_jax import rundir
 from a2f_jax.deploy import check as bundle_check
 from a2f_jax.deploy import contract as C
-from a2f_jax.errors import ConfigError, DataError, RunError, describe
+from a2f_jax.deploy import onnx_diffusion, onnx_regression
+from a2f_jax.errors import CheckpointError, ConfigError, DataError, RunError, describe
 from a2f_jax.io_utils import atomic_dir
 from a2f_jax.models import diffusion_rnn, regression
 from a2f_jax.runs import Bundle, PreprocRun, TrainingRun, check_finite
@@ -369,9 +371,7 @@ def checkpoint_params(ckpt_dir: pathlib.Path, shapes: Any) -> tuple[dict, int]:
     """(params, step) of the newest checkpoint under `ckpt_dir` that reads back whole (a torn newer one is skipped
     with a warning and left as it is). Zero-size parameters, which checkpoints store as empty nodes, are rebuilt as
     zeros from `shapes` (the network's parameter tree of ShapeDtypeStructs, same paths)."""
-    import orbax.checkpoint as ocp
-
-    from a2f_jax.errors import CheckpointError
+    import orbax.checkpoint as ocp  # heavy (tensorstore): only an interrupted run's export reads checkpoints
 
     if not ckpt_dir.is_dir():
         raise CheckpointError(describe(ckpt_dir, None, "the checkpoints of the interrupted run", "no such folder"))
@@ -400,8 +400,6 @@ def _refill_empty(tree: Any, shapes: Any, where: pathlib.Path, path: str = "") -
         return {k: _refill_empty(v, shapes, where, f"{path}/{k}" if path else str(k)) for k, v in tree.items()}
     if tree is not None:
         return np.asarray(tree)
-    from a2f_jax.errors import CheckpointError
-
     spec = shapes
     for key in path.split("/"):
         spec = spec.get(key) if isinstance(spec, Mapping) else None
@@ -413,8 +411,6 @@ def _refill_empty(tree: Any, shapes: Any, where: pathlib.Path, path: str = "") -
 
 def _param_shapes(run_dir: pathlib.Path, kind: str) -> Any:
     """The run's parameter tree as ShapeDtypeStructs, rebuilt from model_def.json (nothing allocated)."""
-    import jax
-
     model_def = TrainingRun(run_dir).model_def()
     if kind == "regression":
         net, window = regression.net_from_model_def(model_def), int(model_def["window"])
@@ -447,10 +443,7 @@ def trt_differences(trt_path: pathlib.Path, info: Mapping[str, Any]) -> list[str
 
 def _export_from_checkpoint(configs: Any, run_dir: pathlib.Path, info: Mapping[str, Any]) -> Any:
     kind = info["id"]["type"]
-    if kind == "regression":
-        from a2f_jax.deploy import onnx_regression as exporter
-    else:
-        from a2f_jax.deploy import onnx_diffusion as exporter
+    exporter = onnx_regression if kind == "regression" else onnx_diffusion
     return exporter.export_from_run(configs, run_dir, info)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from a2f_jax.deploy import contract as C
+from a2f_jax.deploy import runtime_feed as rf
 from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.runs import Bundle
 
@@ -471,7 +472,7 @@ def check_trt_info(trt: Any, info: Mapping[str, Any], file: str = Bundle.TRT_INF
 
 def check_onnx_contract(path: pathlib.Path, info: Mapping[str, Any]) -> list[Violation]:
     """Tensor names, roles, ranks, float32, batch-only dynamic dims, self-contained file (docs/bundle_contract.md "ONNX tensors")."""
-    import onnx
+    import onnx  # heavy optional dependency: only the ONNX checks need it
 
     out: list[Violation] = []
     name = path.name
@@ -527,8 +528,6 @@ def check_onnx_run(
 ) -> list[Violation]:
     """Run network.onnx with onnxruntime as the runtime feeds it, on a synthetic clip; check shapes, finiteness
     and that batch rows are independent (same window in two batch slots gives the same result)."""
-    from a2f_jax.deploy import runtime_feed as rf
-
     out: list[Violation] = []
     name = Bundle.NETWORK_ONNX
     rng = np.random.default_rng(seed)

@@ -45,7 +45,7 @@ def check_consistency(net: Any, diffusion: Any, network_info: Mapping[str, Any])
     if len(p["identities"]) != cfg.num_actors or len(p["emotions"]) != cfg.num_emotions:
         bad["identities/emotions"] = ((len(p["identities"]), len(p["emotions"])), (cfg.num_actors, cfg.num_emotions))
     if bad:
-        raise DataError(describe("network_info.json", "params", "values equal to the exported network's",
+        raise DataError(describe(runs.Bundle.NETWORK_INFO, "params", "values equal to the exported network's",
                                  ", ".join(f"{k}: info {a} vs network {b}" for k, (a, b) in bad.items())))
 
 

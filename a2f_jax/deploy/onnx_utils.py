@@ -8,6 +8,7 @@ onnxruntime and reports the largest absolute difference per output against the J
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 from typing import Any, Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from a2f_jax.errors import DataError, describe
+from a2f_jax.io_utils import atomic_path
 
 BATCH = "B"  # batch-axis marker in shapes passed here
 BATCH_DIM_NAME = "batch_size"
@@ -36,9 +38,7 @@ def export_onnx(
     The function must close over its parameters (weights become initializers). Raises DataError when
     the exported graph's I/O does not match the given contract.
     """
-    import logging
-
-    from jax2onnx import to_onnx
+    from jax2onnx import to_onnx  # heavy optional dependency: only the exporters need it
 
     logging.getLogger("onnx_ir.serde").setLevel(logging.ERROR)  # per-constant "value type not known" chatter
     specs = [tuple(BATCH if d == BATCH else int(d) for d in shape) for _, shape in inputs]
@@ -56,7 +56,7 @@ def export_onnx(
             if d.HasField("dim_param") and d.dim_param == BATCH:
                 d.dim_param = BATCH_DIM_NAME
     legalize_for_opset(model, opset)
-    import onnx
+    import onnx  # heavy optional dependency: only ONNX export / checks need it
 
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -82,7 +82,7 @@ def legalize_for_opset(model: Any, opset: int) -> None:
 
 
 def _constant_values(model: Any) -> dict[str, np.ndarray]:
-    from onnx import helper, numpy_helper
+    from onnx import helper, numpy_helper  # heavy optional dependency: only ONNX export / checks need it
 
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
@@ -95,7 +95,7 @@ def _constant_values(model: Any) -> dict[str, np.ndarray]:
 
 def axes_inputs_to_attributes(model: Any) -> int:
     """Reduce* nodes with a constant `axes` input (opset 18 form) -> `axes` attribute (opset <= 17 form)."""
-    from onnx import helper
+    from onnx import helper  # heavy optional dependency: only ONNX export / checks need it
 
     consts = _constant_values(model)
     count = 0
@@ -114,8 +114,8 @@ def axes_inputs_to_attributes(model: Any) -> int:
 def lower_shape_slices(model: Any) -> int:
     """Rewrite `Shape(x, start, end)` (opset >= 15 attributes, which jax2onnx emits for batch-size
     expressions even at opset 14) into `Shape(x)` + `Slice`. Returns the number of nodes rewritten."""
-    import onnx
-    from onnx import helper, numpy_helper
+    import onnx  # heavy optional dependency: only ONNX export / checks need it
+    from onnx import helper, numpy_helper  # heavy optional dependency: only ONNX export / checks need it
 
     graph = model.graph
     new_nodes, count = [], 0
@@ -141,7 +141,7 @@ def lower_shape_slices(model: Any) -> int:
 
 def validate_io(model: Any, inputs: Sequence[tuple[str, Shape]], outputs: Sequence[tuple[str, Shape]]) -> list[str]:
     """Problems with the graph I/O (names in order, float32, ranks, symbolic batch, static dims); [] if none."""
-    import onnx
+    import onnx  # heavy optional dependency: only ONNX export / checks need it
 
     problems = []
     init = {t.name for t in model.graph.initializer}
@@ -169,8 +169,6 @@ def validate_io(model: Any, inputs: Sequence[tuple[str, Shape]], outputs: Sequen
 
 def save_onnx(model: Any, path: str | pathlib.Path) -> pathlib.Path:
     """Serialize as one self-contained file (weights inline; the deploy contract has no sidecars)."""
-    from a2f_jax.io_utils import atomic_path
-
     path = pathlib.Path(path)
     data = model.SerializeToString()  # raises above the 2 GB protobuf limit rather than splitting
     with atomic_path(path) as tmp:

@@ -15,13 +15,19 @@ import json
 import pathlib
 from typing import Any, Callable, Iterator, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from a2f_jax.data.audio import frame_windows
 from a2f_jax.data.npz import load_arrays
 from a2f_jax.deploy.onnx_utils import ort_session
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.infer import outputs
+from a2f_jax.models.emotion_db import ImplicitEmotionDB
 from a2f_jax.networks import regression as regression_network
 from a2f_jax.runs import Bundle, PreprocRun, TrainingRun
+from a2f_jax.train.dataset import emotion_vector
 
 WINDOW = 8320
 SAMPLE_RATE = 16000
@@ -73,7 +79,6 @@ class RegressionPredictor:
         if emotion is None:
             return e
         if isinstance(emotion, str):  # as in training: a name outside the explicit emotions is the zero vector
-            from a2f_jax.train.dataset import emotion_vector
 
             return emotion_vector(emotion, self.explicit_emotions)
         if isinstance(emotion, dict):
@@ -97,8 +102,6 @@ class RegressionPredictor:
                   num_frames: int | None = None, batch: int = BATCH_FRAMES) -> Iterator[np.ndarray]:
         """Network rows in consecutive blocks [<=batch, D]; each block's windows are cut from the audio when it
         runs, so memory does not grow with the clip (the rows equal one pass over all windows)."""
-        from a2f_jax.data.audio import frame_windows
-
         if not fps > 0:
             raise ConfigError(describe("predict", "fps", "a positive frame rate", repr(fps)))
         audio = np.asarray(audio, np.float32)
@@ -142,10 +145,6 @@ class RegressionPredictor:
 
 def from_run(run_dir: str | pathlib.Path) -> RegressionPredictor:
     """JAX backend from a training run directory."""
-    import jax
-    import jax.numpy as jnp
-
-    from a2f_jax.models.emotion_db import ImplicitEmotionDB
     run = TrainingRun(run_dir)
     run.require(TrainingRun.MODEL_DEF, TrainingRun.PARAMS, TrainingRun.EMO_DB_NPZ, TrainingRun.NETWORK_INFO)
     model = regression_network.from_model_def(run.model_def())
@@ -178,8 +177,6 @@ def _preproc_run(run: TrainingRun) -> PreprocRun:
 
 def from_bundle(bundle_dir: str | pathlib.Path, actor: str | None = None) -> RegressionPredictor:
     """onnxruntime backend from a deploy bundle."""
-    from a2f_jax.models.emotion_db import ImplicitEmotionDB
-
     bundle = Bundle(bundle_dir)
     info_path = bundle.file(Bundle.NETWORK_INFO)
     info = read_json(info_path, "the network_info.json of a regression deploy bundle")
@@ -233,6 +230,4 @@ def run_session(sess: Any, onnx_path: pathlib.Path, outputs: Sequence[str], feed
 def write_outputs(geom: Geometry, out_dir: str | pathlib.Path, name: str, npy: bool = True, maya_cache: bool = True) -> list[pathlib.Path]:
     """`<name>_{skin,tongue,jaw,eye}.npy` and Maya caches `<name>_{skin,tongue}.xml/.mc` of a whole clip
     (atomic; `infer.outputs.write_chunks` writes a clip chunk by chunk)."""
-    from a2f_jax.infer import outputs
-
     return outputs.write_chunks(outputs.split(geom), out_dir, name, len(geom.skin), geom.fps, npy=npy, maya_cache=maya_cache)

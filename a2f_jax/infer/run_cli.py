@@ -14,7 +14,14 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from a2f_jax.blendshapes import solve_to_files
+from a2f_jax.data.audio import load_audio
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.infer import diffusion as D
+from a2f_jax.infer import outputs
+from a2f_jax.infer import postprocess as pp
+from a2f_jax.infer import regression as R
+from a2f_jax.infer.regression import read_json
 from a2f_jax.runs import Bundle, TrainingRun
 
 SAMPLE_RATE = 16000
@@ -89,9 +96,6 @@ class _Clip:
 
 
 def _regression_clips(source: pathlib.Path, bundle: bool, args: Any, emotion: Any) -> Iterator[_Clip]:
-    from a2f_jax.data.audio import load_audio
-    from a2f_jax.infer import regression as R
-
     fps = 30.0 if args.fps is None else float(args.fps)
     if not fps > 0:
         raise ConfigError(describe("--fps", None, "a positive frame rate", repr(args.fps)))
@@ -110,9 +114,6 @@ def _regression_clips(source: pathlib.Path, bundle: bool, args: Any, emotion: An
 
 def _diffusion_clips(source: pathlib.Path, bundle: bool, args: Any, emotion: Any, label: str | None,
                      icfg: dict) -> Iterator[_Clip]:
-    from a2f_jax.data.audio import load_audio
-    from a2f_jax.infer import diffusion as D
-
     if args.mode:
         icfg["INFERENCE_MODE"] = args.mode
     if args.actor:
@@ -131,8 +132,6 @@ def _diffusion_clips(source: pathlib.Path, bundle: bool, args: Any, emotion: Any
 
 def _write_clip(clip: _Clip, source: pathlib.Path, kind: str, bundle: bool, args: Any, npy: bool, maya: bool) -> list[pathlib.Path]:
     """Post-process (optional) and write one clip's chunks; solve blendshapes on the whole clip if asked."""
-    from a2f_jax.infer import outputs
-
     out_dir = pathlib.Path(args.out)
     chunks = clip.chunks
     if getattr(args, "postprocess", False):
@@ -169,8 +168,6 @@ def _bundle_actor(bundle: pathlib.Path) -> str:
 def _blendshapes(bundle: pathlib.Path, actor: str | None, skin: np.ndarray, tongue: np.ndarray, fps: float,
                  prefix: pathlib.Path) -> list[pathlib.Path]:
     """Solve skin (and tongue, when its files exist) weights with the bundle's `bs_<part>_<actor>.*` files."""
-    from a2f_jax.blendshapes import solve_to_files
-
     skin_npz, skin_cfg = Bundle(bundle).blendshapes(actor, "skin")
     if not skin_npz.is_file() or not skin_cfg.is_file():
         raise DataError(describe(skin_npz, None, f"the skin blendshape files of {actor} in the bundle", "no such file"))
@@ -187,9 +184,6 @@ def postprocess_chunks(bundle_dir: pathlib.Path, kind: str, actor: str | None, c
     """Apply the runtime post-processing of the bundle's model_config (as Maya-ACE shows the animation):
     strengths, two-stage smoothing, face mask, lip-open/eyelid offsets, tongue offsets and eye saccades.
     One stateful PostProcessor runs over the consecutive chunks (the same result as the whole clip at once)."""
-    from a2f_jax.infer import postprocess as pp
-    from a2f_jax.infer.regression import read_json
-
     if not is_bundle:
         raise ConfigError(describe("--postprocess", None, "a --bundle (its model_config and model_data)", "a --run"))
 

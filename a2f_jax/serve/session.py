@@ -42,6 +42,7 @@ from a2f_jax.errors import DataError, describe
 from a2f_jax.infer import diffusion as D
 from a2f_jax.infer import postprocess as pp
 from a2f_jax.infer import regression as R
+from a2f_jax.runs import Bundle
 
 SAMPLE_RATE = 16000
 REGRESSION_FPS = 30.0  # default output rate of a regression bundle (the SDK's and Maya-ACE's)
@@ -135,10 +136,10 @@ class ServeModel:
         fps: regression output rate (default 30; a diffusion bundle runs at its network's rate only);
         threads: onnxruntime intra-op threads per network call (streams run in parallel on their own threads)."""
         bundle = pathlib.Path(bundle)
-        info = R.read_json(bundle / "network_info.json", "the network_info.json of a deploy bundle")
+        info = R.read_json(bundle / Bundle.NETWORK_INFO, "the network_info.json of a deploy bundle")
         kind = info.get("id", {}).get("type") if isinstance(info, dict) else None
         if kind not in ("regression", "diffusion"):
-            raise DataError(describe(bundle / "network_info.json", "id.type", "'regression' or 'diffusion'", repr(kind)))
+            raise DataError(describe(bundle / Bundle.NETWORK_INFO, "id.type", "'regression' or 'diffusion'", repr(kind)))
         predictor = engine = None
         if kind == "regression":
             actors = [info["id"].get("actor")]
@@ -149,7 +150,7 @@ class ServeModel:
             if not (math.isfinite(out_fps) and 1.0 <= out_fps <= 240.0):
                 raise DataError(describe("--fps", None, "a frame rate in [1, 240]", repr(fps)))
             predictor = R.from_bundle(bundle, actor)
-            onnx_path = bundle / "network.onnx"
+            onnx_path = bundle / Bundle.NETWORK_ONNX
             sess = ort_session(onnx_path, threads=threads)  # per-call threads; concurrent streams share it
             predictor = dataclasses.replace(
                 predictor, run_fn=lambda w, e: R.run_session(sess, onnx_path, ["result"], {"input": w, "emotion": e})[0])

@@ -259,7 +259,7 @@ def run_and_close(session: Session, ckpt: Checkpointer, state: Any,
     """Run the shared loop with a TensorBoard writer in the run folder, close everything, write `history.json`,
     `export(state)` the results unless interrupted, and record how the session ended (see the module doc).
     Raises TrainingStopped after a signal."""
-    from tensorboardX import SummaryWriter
+    from tensorboardX import SummaryWriter  # heavy optional dependency (torch-style writer): only a training session
 
     run_dir = session.run_dir
     previous = _history_before(_read_json(run_dir / HISTORY_FILE, []), session.start)
