@@ -13,6 +13,8 @@ import pathlib
 import time
 from typing import Any
 
+# lazy imports: `a2f-demo --help` stays instant; each stage loads its own heavy stack (jax, sklearn, onnx) when it runs
+
 log = logging.getLogger("a2f_jax.demo")
 
 ACTOR = "synth"

@@ -23,6 +23,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+# lazy imports: each section loads its stack only when the budget lets it run, so the JSON always comes back
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Tests whose numbers could differ on another backend: encoder parity with transformers' fixtures, the GRU,

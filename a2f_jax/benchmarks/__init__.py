@@ -14,6 +14,8 @@ import resource
 import time
 from typing import Any, Callable
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 BenchFn = Callable[[bool], dict]
 
 

@@ -14,6 +14,8 @@ import traceback
 from a2f_jax.benchmarks import discover
 from a2f_jax.io_utils import atomic_write_json
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 
 def machine_description() -> dict:
     import jax

@@ -16,6 +16,8 @@ import numpy as np
 
 from a2f_jax.benchmarks import timeit
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 
 def _cpu_seconds(fn, repeats: int) -> float:
     """Best process CPU time of fn() (one ORT thread): a per-stream cost that a busy machine does not inflate."""

@@ -15,6 +15,8 @@ import numpy as np
 
 from a2f_jax.benchmarks import timeit
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 
 def _forward_backward(quick: bool) -> dict:
     from a2f_jax.models import diffusion_rnn as dr

@@ -21,6 +21,8 @@ from ml_collections import ConfigDict
 
 from a2f_jax.benchmarks import compiled_flops
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 
 def _setup(frames: int, batch: int, quick: bool, compute_dtype: str = "float32") -> tuple[Any, dict, Any]:
     from a2f_jax.config import base

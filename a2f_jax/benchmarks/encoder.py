@@ -20,6 +20,8 @@ from a2f_jax.benchmarks import timeit
 from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE, AudioEncoder, EncoderConfig
 from a2f_jax.models.encoder_weights import random_init
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 _TINY = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, conv_dim=(32,) * 7,
              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
 

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ACTOR = "bench"
 EMOTIONS = ["e0", "e1", "e2"]

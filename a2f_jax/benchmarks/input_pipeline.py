@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 EXAMPLE_FRAMES = (131, 194, 250, 283, 319, 348, 386, 478, 550, 660, 710, 897)  # of the example's CLIPS
 TARGET_DIM = 72006 + 16806 + 15 + 4
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from a2f_jax.benchmarks import compiled_flops, peak_rss_mb, timeit
 
+# lazy imports: `bench.py --only X` discovers every area module and must not import every area's stack
+
 
 def _setup(quick: bool, compute_dtype: str = "float32"):
     from a2f_jax.models.audio_encoder import TORCHAUDIO_WAV2VEC2_BASE

@@ -12,8 +12,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from a2f_jax.data.actor import ActorData, ActorSettings, shot_emotion
+from a2f_jax.data.audio import load_audio
+from a2f_jax.data.caches import find_cache_file, read_cache
 from a2f_jax.errors import ConfigError, describe
+from a2f_jax.infer import diffusion, regression
 from a2f_jax.infer import metrics as M
+from a2f_jax.io_utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,6 @@ def held_out_clips(train_cfg: Any) -> list[tuple]:
 
 def training_mean_pose(dataset_cfg: Any, actor: str, shots: Sequence[str]) -> np.ndarray:
     """Mean skin pose over every frame of the training shots (streamed shot by shot)."""
-    from a2f_jax.data.caches import find_cache_file, read_cache
 
     root = dataset_cfg.SKIN_CACHE_ROOT[actor]
     total, count = None, 0
@@ -48,9 +52,6 @@ def training_mean_pose(dataset_cfg: Any, actor: str, shots: Sequence[str]) -> np
 def evaluate(configs: Any, predict: PredictFn, clips: Sequence[tuple] | None = None,
              keep_predictions: bool = False) -> dict:
     """Metrics of `predict` on held-out clips, with the mean-pose and neutral-pose baselines."""
-    from a2f_jax.data.actor import ActorData, ActorSettings, shot_emotion
-    from a2f_jax.data.audio import load_audio
-    from a2f_jax.data.caches import find_cache_file, read_cache
 
     dcfg, tcfg = configs.dataset, configs.train
     clips = _clip_tuples(clips) if clips is not None else held_out_clips(tcfg)
@@ -87,7 +88,6 @@ def evaluate(configs: Any, predict: PredictFn, clips: Sequence[tuple] | None = N
 
 
 def write_report(result: dict, out_dir: str | pathlib.Path) -> pathlib.Path:
-    from a2f_jax.io_utils import atomic_write_json, atomic_write_text
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,11 +112,9 @@ def predictor(configs: Any, run: str | None = None, bundle: str | None = None) -
     if (run is None) == (bundle is None):
         raise ConfigError(describe("command line", "--run/--bundle", "exactly one of them", f"run={run}, bundle={bundle}"))
     if configs.network_type == "regression":
-        from a2f_jax.infer import regression
 
         pred = regression.from_run(run) if run else regression.from_bundle(bundle)
         return lambda audio, fps, emo, n: pred.predict(audio, fps=fps, emotion=emo, num_frames=n).skin
-    from a2f_jax.infer import diffusion
 
     engine = diffusion.from_run(run, configs.inference) if run else diffusion.from_bundle(bundle, configs.inference)
     return diffusion_predict_fn(engine, None if run else "streaming")

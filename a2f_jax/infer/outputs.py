@@ -10,6 +10,7 @@ half-written is left behind, as `io_utils.atomic_path`). The bytes equal `np.sav
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pathlib
 import struct
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -162,7 +163,6 @@ def write_chunks(chunks: Iterable[Any], out_dir: str | pathlib.Path, name: str, 
 
 def split(geom: Any, chunk: int = CHUNK_FRAMES) -> Iterator[Any]:
     """A whole-clip Geometry as consecutive chunks of `chunk` frames (views, no copies)."""
-    import dataclasses
 
     for i in range(0, len(geom.skin), chunk):
         yield dataclasses.replace(geom, **{k: getattr(geom, k)[i:i + chunk] for k in ("skin", "tongue", "jaw", "eye", "raw")})

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from a2f_jax.data import caches
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.io_utils import atomic_path
 
 
 def actor_value(section: Any, key: str, actor: str, what: str, required: bool = False) -> Any:
@@ -66,9 +68,7 @@ def load_index_list(path: str | pathlib.Path, what: str) -> list[int]:
 def save_npz_dict(path: str | pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     """Plain npz (as np.savez) from a dict, atomically. Unlike `np.savez(path, **arrays)`, any key
     works, so a shot may be named "file" or "path"."""
-    import zipfile
 
-    from a2f_jax.io_utils import atomic_path
 
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:

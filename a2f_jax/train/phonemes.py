@@ -22,9 +22,13 @@ import pathlib
 from typing import Any, Sequence
 
 import numpy as np
+import soundfile as sf
+from scipy.ndimage import gaussian_filter1d
 
 from a2f_jax.data.caches import load_npy
 from a2f_jax.errors import ConfigError, DataError, describe
+from a2f_jax.io_utils import atomic_path
+from a2f_jax.train.losses import phoneme_class_weights
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,6 @@ class PhonemeSetup:
         return self.vocab[lang].index(SIL)
 
     def class_weights(self) -> list[np.ndarray]:
-        from a2f_jax.train.losses import phoneme_class_weights
 
         return [phoneme_class_weights(len(self.vocab[lang]), self.sil_index(lang), self.sil_weight) for lang in self.langs]
 
@@ -205,7 +208,6 @@ def posteriors_from_timeline(segments: Sequence[Sequence[Any]], num_frames: int,
         labels[(centres >= float(start)) & (centres < float(end))] = cls
     probs = np.eye(len(vocab), dtype=np.float32)[labels]
     if smooth_frames > 0:
-        from scipy.ndimage import gaussian_filter1d
 
         probs = gaussian_filter1d(probs, smooth_frames, axis=0, mode="nearest")
         probs /= probs.sum(axis=1, keepdims=True)
@@ -216,9 +218,7 @@ def write_synthetic_posteriors(dataset_root: str | pathlib.Path, actor: str, out
                                lang: str = "en", smooth_frames: float = 1.0) -> list[str]:
     """Write `<out_dir>/<lang>/<shot>.npy` for every shot of a synthetic dataset; return the vocabulary
     (["[SIL]", phones in sorted order]) to use as PHONEME_VOCAB[lang]. The frame count follows the wav length."""
-    import soundfile as sf
 
-    from a2f_jax.io_utils import atomic_path
 
     root = pathlib.Path(dataset_root)
     timeline_path = root / "ground_truth" / actor / "phonemes.json"

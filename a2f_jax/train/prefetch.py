@@ -22,6 +22,8 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Callable
 
+from a2f_jax.train import sharding
+
 log = logging.getLogger(__name__)
 
 DEPTH = 2  # batches ready (or being built) ahead of the step the device runs
@@ -185,7 +187,6 @@ def sharded_feed(build: Callable[[int, slice, Executor | None], dict], mesh: Any
     """`make_batch(step)` for the loop: `build(step, rows, pool)` makes this process's `rows` of the global
     batch of `step` (on `pool`'s threads when given), `depth` steps ahead on a worker thread, and the global
     batch [global_rows, ...] is placed on `mesh` with its leading axis sharded. Close it (or use `with`)."""
-    from a2f_jax.train import sharding
 
     rows = sharding.process_rows(mesh, global_rows)
     threads = default_threads(rows.stop - rows.start) if threads is None else int(threads)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from a2f_jax.data import audio as audio_io
 from a2f_jax.train import batching
 from a2f_jax.train.dataset import Clip, TrainingData
 
@@ -144,7 +145,6 @@ class DiffusionSampler:
 
     def __init__(self, data: TrainingData, settings: DiffusionSamplerSettings, batch_size: int, seed: int,
                  clips: list[Clip] | None = None, augment: bool = True):
-        from a2f_jax.data import audio as audio_io
 
         self.audio_io = audio_io
         self.data = data
@@ -235,7 +235,7 @@ class DiffusionSampler:
         if a < b:
             audio[a - s0:b - s0] = track[a:b]
         if plan.pitch_steps is not None:
-            import librosa
+            import librosa  # heavy (numba warm-up, seconds): only when a pitch shift is drawn
 
             audio = librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=plan.pitch_steps).astype(np.float32)
         return audio

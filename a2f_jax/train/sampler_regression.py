@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from a2f_jax.data import audio as audio_io
 from a2f_jax.train import batching
 from a2f_jax.train.dataset import TrainingData
 from a2f_jax.train.phonemes import EDGE_SECONDS, FEATURE_FPS, track_key
@@ -114,7 +115,6 @@ class RegressionSampler:
                  clips: list | None = None, shuffle: bool = True, noise_bank_size: int = 512,
                  phonemes: Any | None = None):
         """phonemes: a `phonemes.PhonemeSetup` to add phoneme windows (docs/training.md) to every batch, or None."""
-        from a2f_jax.data import audio as audio_io
 
         self.data = data
         self.settings = settings
